@@ -1,0 +1,226 @@
+// The reference backend: plain TypeScript, one loop nest per op, no tricks.
+//
+// It is the oracle: every kernel of every other backend is tested against it, and the model graph
+// run on it must reproduce the PyTorch goldens. Sums are accumulated in JavaScript numbers (f64) and
+// rounded to f32 once per output, so its own rounding error is far below any kernel's.
+import { Tensor } from "../src/ops/backend.js";
+import type { AttentionOptions, Backend, GptqWeights, Linear, LinearWeights } from "../src/ops/backend.js";
+import { bf16ToF32, f16ToF32 } from "./half.js";
+
+/** A linear layer as the oracle keeps it: W as f32 [out, in], bias f32 [out] or none. */
+interface ReferenceLinear extends Linear {
+  readonly weight: Float32Array;
+  readonly bias?: Float32Array;
+}
+
+/**
+ * GPTQ dequantisation, AutoGPTQ convention (note the +1 on the stored zero), W returned [out, in]:
+ *   q[i,o] = (qweight[i/8, o] >> (4*(i%8))) & 15
+ *   z[g,o] = (qzeros[g, o/8] >> (4*(o%8))) & 15
+ *   W[i,o] = scales[g_idx[i], o] * (q[i,o] - (z[g_idx[i], o] + 1))
+ */
+export function dequantizeGptqReference(w: GptqWeights): Float32Array {
+  const { inFeatures: K, outFeatures: N } = w;
+  const out = new Float32Array(N * K);
+  for (let i = 0; i < K; i++) {
+    const g = w.gIdx[i];
+    for (let o = 0; o < N; o++) {
+      const q = (w.qweight[(i >> 3) * N + o] >>> (4 * (i & 7))) & 15;
+      const z = (w.qzeros[g * (N >> 3) + (o >> 3)] >>> (4 * (o & 7))) & 15;
+      const s = f16ToF32(w.scales[g * N + o]);
+      out[o * K + i] = s * (q - (z + 1));
+    }
+  }
+  return out;
+}
+
+function denseToF32(w: LinearWeights & { kind: "dense" }): Float32Array {
+  if (w.weight instanceof Float32Array) return w.weight;
+  const conv = w.dtype === "bf16" ? bf16ToF32 : f16ToF32;
+  const out = new Float32Array(w.weight.length);
+  for (let i = 0; i < out.length; i++) out[i] = conv(w.weight[i]);
+  return out;
+}
+
+function sameShape(a: Tensor, b: Tensor, op: string): void {
+  if (a.data.length !== b.data.length) {
+    throw new Error(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
+  }
+}
+
+function erf(x: number): number {
+  // Abramowitz–Stegun 7.1.26 is only 1e-7 accurate; use the series / continued fraction in f64
+  // so the oracle is exact to f32 rounding.
+  const ax = Math.abs(x);
+  if (ax < 2.5) {
+    // Maclaurin series: erf(x) = 2/√π Σ (−1)^n x^(2n+1) / (n! (2n+1))
+    let term = ax;
+    let sum = ax;
+    const x2 = ax * ax;
+    for (let n = 1; n < 60; n++) {
+      term *= -x2 / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    const r = (2 / Math.sqrt(Math.PI)) * sum;
+    return x < 0 ? -r : r;
+  }
+  // erfc continued fraction (Lentz) for the tails.
+  let f = ax;
+  let C = ax;
+  let D = 0;
+  for (let n = 1; n < 200; n++) {
+    const an = n / 2;
+    D = ax + an * D;
+    D = 1 / D;
+    C = ax + an / C;
+    const delta = C * D;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  const erfc = Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI));
+  return x < 0 ? erfc - 1 : 1 - erfc;
+}
+
+export class ReferenceBackend implements Backend {
+  readonly name = "reference";
+
+  linear(w: LinearWeights): Linear {
+    const weight = w.kind === "gptq" ? dequantizeGptqReference(w) : denseToF32(w);
+    if (weight.length !== w.inFeatures * w.outFeatures) {
+      throw new Error(`linear: weight has ${weight.length} values, expected ${w.outFeatures}×${w.inFeatures}`);
+    }
+    if (w.bias && w.bias.length !== w.outFeatures) {
+      throw new Error(`linear: bias has ${w.bias.length} values, expected ${w.outFeatures}`);
+    }
+    const lin: ReferenceLinear = { inFeatures: w.inFeatures, outFeatures: w.outFeatures, weight, bias: w.bias };
+    return lin;
+  }
+
+  matmul(x: Tensor, w: Linear): Tensor {
+    const { weight, bias, inFeatures: K, outFeatures: N } = w as ReferenceLinear;
+    if (x.cols !== K) throw new Error(`matmul: input has ${x.cols} columns, layer expects ${K}`);
+    const M = x.rows;
+    const out = new Float32Array(M * N);
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let acc = bias ? bias[n] : 0;
+        for (let k = 0; k < K; k++) acc += x.data[m * K + k] * weight[n * K + k];
+        out[m * N + n] = acc;
+      }
+    }
+    return new Tensor([...x.shape.slice(0, -1), N], out);
+  }
+
+  layerNorm(x: Tensor, weight: Float32Array, bias: Float32Array, eps: number): Tensor {
+    const D = x.cols;
+    const out = new Float32Array(x.data.length);
+    for (let r = 0; r < x.rows; r++) {
+      let mean = 0;
+      for (let i = 0; i < D; i++) mean += x.data[r * D + i];
+      mean /= D;
+      let v = 0;
+      for (let i = 0; i < D; i++) v += (x.data[r * D + i] - mean) ** 2;
+      const inv = 1 / Math.sqrt(v / D + eps);
+      for (let i = 0; i < D; i++) out[r * D + i] = (x.data[r * D + i] - mean) * inv * weight[i] + bias[i];
+    }
+    return new Tensor(x.shape, out);
+  }
+
+  rmsNorm(x: Tensor, weight: Float32Array, eps: number): Tensor {
+    const D = x.cols;
+    const out = new Float32Array(x.data.length);
+    for (let r = 0; r < x.rows; r++) {
+      let ss = 0;
+      for (let i = 0; i < D; i++) ss += x.data[r * D + i] ** 2;
+      const inv = 1 / Math.sqrt(ss / D + eps);
+      for (let i = 0; i < D; i++) out[r * D + i] = x.data[r * D + i] * inv * weight[i];
+    }
+    return new Tensor(x.shape, out);
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    const out = new Float32Array(a.data.length);
+    if (b.data.length === a.cols && a.data.length !== b.data.length) {
+      for (let i = 0; i < out.length; i++) out[i] = a.data[i] + b.data[i % a.cols];
+    } else {
+      sameShape(a, b, "add");
+      for (let i = 0; i < out.length; i++) out[i] = a.data[i] + b.data[i];
+    }
+    return new Tensor(a.shape, out);
+  }
+
+  scaleRows(a: Tensor, s: Float32Array): Tensor {
+    if (s.length !== a.rows) throw new Error(`scaleRows: ${s.length} scales for ${a.rows} rows`);
+    const out = new Float32Array(a.data.length);
+    for (let i = 0; i < out.length; i++) out[i] = a.data[i] * s[Math.floor(i / a.cols)];
+    return new Tensor(a.shape, out);
+  }
+
+  gelu(x: Tensor): Tensor {
+    const out = new Float32Array(x.data.length);
+    for (let i = 0; i < out.length; i++) out[i] = 0.5 * x.data[i] * (1 + erf(x.data[i] / Math.SQRT2));
+    return new Tensor(x.shape, out);
+  }
+
+  swiglu(a: Tensor, b: Tensor): Tensor {
+    sameShape(a, b, "swiglu");
+    const out = new Float32Array(a.data.length);
+    for (let i = 0; i < out.length; i++) out[i] = a.data[i] * (b.data[i] / (1 + Math.exp(-b.data[i])));
+    return new Tensor(a.shape, out);
+  }
+
+  rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
+    const [T, H, D] = x.shape;
+    if (x.shape.length !== 3 || cos.length !== T * D || sin.length !== T * D) {
+      throw new Error(`rope: x [${x.shape}] needs cos/sin of ${T}×${D}, got ${cos.length}/${sin.length}`);
+    }
+    const half = D / 2;
+    const out = new Float32Array(x.data.length);
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < H; h++) {
+        const base = (t * H + h) * D;
+        for (let i = 0; i < D; i++) {
+          const rot = i < half ? -x.data[base + i + half] : x.data[base + i - half];
+          out[base + i] = x.data[base + i] * cos[t * D + i] + rot * sin[t * D + i];
+        }
+      }
+    }
+    return new Tensor(x.shape, out);
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
+    const [Tq, H, D] = q.shape;
+    const Tk = k.shape[0];
+    if (k.shape[1] !== H || k.shape[2] !== D || v.shape[0] !== Tk || v.shape[1] !== H || v.shape[2] !== D) {
+      throw new Error(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not agree`);
+    }
+    const offset = options.queryOffset ?? 0;
+    const out = new Float32Array(Tq * H * D);
+    const scores = new Float64Array(Tk);
+    for (let t = 0; t < Tq; t++) {
+      const visible = options.causal ? Math.min(Tk, offset + t + 1) : Tk;
+      for (let h = 0; h < H; h++) {
+        let max = -Infinity;
+        for (let s = 0; s < visible; s++) {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q.data[(t * H + h) * D + d] * k.data[(s * H + h) * D + d];
+          scores[s] = dot * options.scale;
+          if (scores[s] > max) max = scores[s];
+        }
+        let sum = 0;
+        for (let s = 0; s < visible; s++) {
+          scores[s] = Math.exp(scores[s] - max);
+          sum += scores[s];
+        }
+        for (let d = 0; d < D; d++) {
+          let acc = 0;
+          for (let s = 0; s < visible; s++) acc += scores[s] * v.data[(s * H + h) * D + d];
+          out[(t * H + h) * D + d] = acc / sum;
+        }
+      }
+    }
+    return new Tensor(q.shape, out);
+  }
+}
