@@ -102,11 +102,12 @@ export class ReferenceBackend implements Backend {
     const { weight, bias, inFeatures: K, outFeatures: N } = w as ReferenceLinear;
     if (x.cols !== K) throw new Error(`matmul: input has ${x.cols} columns, layer expects ${K}`);
     const M = x.rows;
+    const xs = x.data;
     const out = new Float32Array(M * N);
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
         let acc = bias ? bias[n] : 0;
-        for (let k = 0; k < K; k++) acc += x.data[m * K + k] * weight[n * K + k];
+        for (let k = 0; k < K; k++) acc += xs[m * K + k] * weight[n * K + k];
         out[m * N + n] = acc;
       }
     }
@@ -197,6 +198,7 @@ export class ReferenceBackend implements Backend {
       throw new Error(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not agree`);
     }
     const offset = options.queryOffset ?? 0;
+    const [qs, ks, vs] = [q.data, k.data, v.data];
     const out = new Float32Array(Tq * H * D);
     const scores = new Float64Array(Tk);
     for (let t = 0; t < Tq; t++) {
@@ -205,7 +207,7 @@ export class ReferenceBackend implements Backend {
         let max = -Infinity;
         for (let s = 0; s < visible; s++) {
           let dot = 0;
-          for (let d = 0; d < D; d++) dot += q.data[(t * H + h) * D + d] * k.data[(s * H + h) * D + d];
+          for (let d = 0; d < D; d++) dot += qs[(t * H + h) * D + d] * ks[(s * H + h) * D + d];
           scores[s] = dot * options.scale;
           if (scores[s] > max) max = scores[s];
         }
@@ -216,7 +218,7 @@ export class ReferenceBackend implements Backend {
         }
         for (let d = 0; d < D; d++) {
           let acc = 0;
-          for (let s = 0; s < visible; s++) acc += scores[s] * v.data[(s * H + h) * D + d];
+          for (let s = 0; s < visible; s++) acc += scores[s] * vs[(s * H + h) * D + d];
           out[(t * H + h) * D + d] = acc / sum;
         }
       }
