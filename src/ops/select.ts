@@ -1,19 +1,30 @@
 // Choosing a backend by name: the CLI, the demo and the conformance runner all go through here.
 import type { Backend } from "./backend.js";
 import { ReferenceBackend } from "../../reference/backend.js";
+import { WasmBackend } from "./wasm/backend.js";
 
-export const BACKEND_NAMES = ["reference"] as const;
+/** Backend names, the default first. */
+export const BACKEND_NAMES = ["wasm", "wasm-fast", "reference"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendChoice {
   readonly name: string;
+  /** Worker threads for the WASM backend (default: available cores). */
   readonly threads?: number;
 }
 
 export async function createBackend(choice: BackendChoice): Promise<Backend> {
+  if (choice.threads !== undefined && !(Number.isInteger(choice.threads) && choice.threads >= 1)) {
+    throw new Error(`threads must be a positive integer, got ${choice.threads}`);
+  }
   switch (choice.name) {
     case "reference":
       return new ReferenceBackend();
+    case "wasm":
+      return new WasmBackend({ threads: choice.threads });
+    case "wasm-fast":
+      // int4 × int16 integer dot products for GPTQ layers (docs/kernels.md).
+      return new WasmBackend({ threads: choice.threads, precision: "fast" });
     default:
       throw new Error(`unknown backend ${JSON.stringify(choice.name)}; choose one of: ${BACKEND_NAMES.join(", ")}`);
   }

@@ -1,0 +1,193 @@
+// GPTQ int4 matmul kernels over repacked records:
+//   gemm_q4_i16 — int4 weights × int16 activations with i32x4.dot_i16x8_s ("fast" precision),
+//                 for decode (M = 1, a GEMV) and prefill (M > 1) alike;
+//   gemv_q4_f32 — the exact f32 GEMV for decode in "f32" precision (prefill in f32 goes through
+//                 gemm.ts mode 3, which dequantises panels for the register-tiled f32 kernel).
+//
+// Weight record layout (repacked once at linear() time by src/ops/wasm/pack.ts)
+//   Columns are taken four at a time ("column quad" cq = columns 4cq..4cq+3). For each quad and
+//   each group g of `gs` input rows there is one record:
+//     gs/8 v128: the AutoGPTQ qweight words qweight[g·gs/8 + o, 4cq..4cq+3] (o = 0..gs/8−1), i.e.
+//                the original int32s: per 32-bit lane (= column) 8 nibbles = k0..k7 of an octet;
+//     f32x4    : scales[g, 4cq..4cq+3] (fp16 → f32);
+//     i32x4    : z′ = qzeros nibble + 1 (the AutoGPTQ "+1", see src/ops/backend.ts GptqWeights).
+//   Records are ordered [cq][g], so one quad's whole column strip is contiguous.
+//
+// Unpacking nibbles with SIMD, without widening
+//   Viewed as i16 lanes, the 32-bit lane of column c is [k0 k1 k2 k3 | k4 k5 k6 k7] (4 nibbles per
+//   i16). Masking each i16 lane with 0x000F after shifting by 0, 4, 8 (and a bare shift by 12)
+//   yields four i16x8 vectors  w_j = [q(k_j), q(k_j+4)] per column, j = 0..3: 6 ops for 32 weights.
+//   dot_i16x8_s(w_j, A_j) with A_j = [a_j, a_j+4] repeated for the 4 columns sums each adjacent
+//   i16 pair into the column's i32 lane: the accumulator lanes are the 4 columns, nothing to fold.
+//   So the activations are stored, per octet, as A_0..A_3 (64 bytes; 4× the int16 size, prepared
+//   once per row and read from L1/L2).
+//
+// Arithmetic per group (exact in i32): Σ_k a_k (q_k − z′) = Σ_k a_k q_k − z′ Σ_k a_k.
+//   |a| ≤ 32767, q ≤ 15, gs ≤ 256: |Σ a q| ≤ 256·32767·15 < 2^27, z′·Σa ≤ 16·256·32767 < 2^27.
+//   Then y += f32(that) · (scale_w · scale_a); the only approximation is rounding x to int16 per
+//   (row, group) with scale_a = max|x|/32767 — its error is measured in docs/kernels.md.
+import { madd } from "./simd";
+import { C_NIB_MASK, C_I32_15 } from "./consts";
+
+/** Bytes after the qweight words in a record: scales f32x4 + z′ i32x4. */
+export const Q4_REC_EXTRA: usize = 32;
+
+/**
+ * Quantise rows of x [M, K] to int16 per (row, group):
+ *   act [M][K/8][A_0..A_3] (64 bytes per octet), scaleA [M][G] f32, rowSum [M][G] i32 (Σ q).
+ * O(M·K), done by one thread before the threaded product.
+ */
+export function q4_quantize_rows(x: usize, M: i32, K: i32, gs: i32, act: usize, scaleA: usize, rowSum: usize): void {
+  const G = K / gs;
+  for (let m = 0; m < M; m++) {
+    for (let g = 0; g < G; g++) {
+      const xg = x + ((<usize>m * K + <usize>g * gs) << 2);
+      let amax: f32 = 0;
+      for (let k = 0; k < gs; k++) amax = max(amax, abs(load<f32>(xg + (<usize>k << 2))));
+      const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
+      store<f32>(scaleA + ((<usize>m * G + g) << 2), amax / <f32>32767);
+      let sum: i32 = 0;
+      let out = act + ((<usize>m * K + <usize>g * gs) << 3);
+      for (let o = 0; o < gs >> 3; o++) {
+        for (let j = 0; j < 8; j++) {
+          const q = <i32>nearest(load<f32>(xg + (<usize>(o * 8 + j) << 2)) * inv);
+          sum += q;
+          // k_j goes to vector A_(j mod 4), i16 lane parity j / 4, in all four 32-bit lanes.
+          const at = out + (<usize>(j & 3) << 4) + (<usize>(j >> 2) << 1);
+          for (let c = 0; c < 4; c++) store<i16>(at + (<usize>c << 2), <i16>q);
+        }
+        out += 64;
+      }
+      store<i32>(rowSum + ((<usize>m * G + g) << 2), sum);
+    }
+  }
+}
+
+/** Finish one group for one row: y += f32(Σaq − z′Σa) · (scale_w · scale_a). */
+// @ts-ignore: decorator
+@inline function finish(y: v128, acc: v128, zp: v128, sw: v128, rs: usize, sa: usize): v128 {
+  const isum = i32x4.sub(acc, i32x4.mul(zp, v128.load32_splat(rs)));
+  return f32x4.add(y, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(sw, v128.load32_splat(sa))));
+}
+
+/** acc += Σ_j dot(w_j, A_j) for one octet; w_j are the unpacked nibbles, a the row's A_0. */
+// @ts-ignore: decorator
+@inline function dot4(acc: v128, w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
+  const s01 = i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(a)), i32x4.dot_i16x8_s(w1, v128.load(a, 16)));
+  const s23 = i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(a, 32)), i32x4.dot_i16x8_s(w3, v128.load(a, 48)));
+  return i32x4.add(acc, i32x4.add(s01, s23));
+}
+
+/**
+ * y[M, ldc] = x · W + bias for column quads [cq0, cq1) (this thread's share).
+ *   act/scaleA/rowSum from q4_quantize_rows; w: records; bias f32 [Np]; c: output.
+ *   Rows go four at a time (the unpacked weights are reused for 4 rows), then one at a time.
+ *   mb: rows per block — the block's activations (mb·K·8 bytes) stay in L2 while the thread's
+ *   column strips stream past; each strip (one quad, all groups: K·2 + 32·G bytes) is reused from
+ *   L1 by the row tiles of the block.
+ */
+export function gemm_q4_i16(
+  act: usize, scaleA: usize, rowSum: usize, M: i32, K: i32, gs: i32, w: usize, bias: usize,
+  c: usize, ldc: i32, mb: i32, cq0: i32, cq1: i32, tid: i32,
+): void {
+  const G = K / gs;
+  const nOct = gs >> 3;
+  const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
+  const mask = v128.load(C_NIB_MASK); // 0x000F in every i16 lane
+  const actRow: usize = <usize>K << 3; // bytes of act per row
+  const gstep: usize = <usize>G << 2; // bytes between rows of scaleA / rowSum
+  const ldcB: usize = <usize>ldc << 2;
+  for (let m0 = 0; m0 < M; m0 += mb) {
+    const mEnd = min(m0 + mb, M);
+    for (let cq = cq0; cq < cq1; cq++) {
+      const strip = w + <usize>cq * G * rec;
+      const bq = v128.load(bias + (<usize>cq << 4));
+      let m = m0;
+      for (; m + 4 <= mEnd; m += 4) {
+        let y0 = bq, y1 = bq, y2 = bq, y3 = bq;
+        let a = act + <usize>m * actRow;
+        for (let g = 0; g < G; g++) {
+          const r = strip + <usize>g * rec;
+          let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+          for (let o = 0; o < nOct; o++) {
+            const v = v128.load(r + (<usize>o << 4));
+            const w0 = v128.and(v, mask);
+            const w1 = v128.and(i16x8.shr_u(v, 4), mask);
+            const w2 = v128.and(i16x8.shr_u(v, 8), mask);
+            const w3 = i16x8.shr_u(v, 12);
+            s0 = dot4(s0, w0, w1, w2, w3, a);
+            s1 = dot4(s1, w0, w1, w2, w3, a + actRow);
+            s2 = dot4(s2, w0, w1, w2, w3, a + 2 * actRow);
+            s3 = dot4(s3, w0, w1, w2, w3, a + 3 * actRow);
+            a += 64;
+          }
+          const sw = v128.load(r + (<usize>gs << 1));
+          const zp = v128.load(r + (<usize>gs << 1), 16);
+          const ga: usize = (<usize>m * G + g) << 2;
+          y0 = finish(y0, s0, zp, sw, rowSum + ga, scaleA + ga);
+          y1 = finish(y1, s1, zp, sw, rowSum + ga + gstep, scaleA + ga + gstep);
+          y2 = finish(y2, s2, zp, sw, rowSum + ga + 2 * gstep, scaleA + ga + 2 * gstep);
+          y3 = finish(y3, s3, zp, sw, rowSum + ga + 3 * gstep, scaleA + ga + 3 * gstep);
+        }
+        const cp = c + <usize>m * ldcB + (<usize>cq << 4);
+        v128.store(cp, y0);
+        v128.store(cp + ldcB, y1);
+        v128.store(cp + 2 * ldcB, y2);
+        v128.store(cp + 3 * ldcB, y3);
+      }
+      for (; m < mEnd; m++) {
+        let y = bq;
+        let a = act + <usize>m * actRow;
+        for (let g = 0; g < G; g++) {
+          const r = strip + <usize>g * rec;
+          let s = i32x4.splat(0);
+          for (let o = 0; o < nOct; o++) {
+            const v = v128.load(r + (<usize>o << 4));
+            s = dot4(s, v128.and(v, mask), v128.and(i16x8.shr_u(v, 4), mask), v128.and(i16x8.shr_u(v, 8), mask), i16x8.shr_u(v, 12), a);
+            a += 64;
+          }
+          const ga: usize = (<usize>m * G + g) << 2;
+          y = finish(y, s, v128.load(r + (<usize>gs << 1), 16), v128.load(r + (<usize>gs << 1)), rowSum + ga, scaleA + ga);
+        }
+        v128.store(c + <usize>m * ldcB + (<usize>cq << 4), y);
+      }
+    }
+  }
+}
+
+/**
+ * Exact f32 GEMV on the same records: y[n] = bias[n] + Σ_g s[g,n]·(Σ_k x_k q_kn − z′[g,n]·Σ_k x_k).
+ * Lanes = 4 columns; for each k, (v >> 4j) & 15 is that k's nibble in every column, converted to
+ * f32 and multiplied by the broadcast x_k. xsum: Σ_k x_k per group, f32 [G].
+ */
+export function gemv_q4_f32(x: usize, xsum: usize, K: i32, gs: i32, w: usize, bias: usize, c: usize, cq0: i32, cq1: i32, tid: i32): void {
+  const G = K / gs;
+  const nOct = gs >> 3;
+  const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
+  const low = v128.load(C_I32_15);
+  for (let cq = cq0; cq < cq1; cq++) {
+    const strip = w + <usize>cq * G * rec;
+    let y = v128.load(bias + (<usize>cq << 4));
+    let xp = x;
+    for (let g = 0; g < G; g++) {
+      const r = strip + <usize>g * rec;
+      let s = f32x4.splat(0), t = s;
+      for (let o = 0; o < nOct; o++) {
+        const v = v128.load(r + (<usize>o << 4));
+        s = madd(v128.load32_splat(xp), f32x4.convert_i32x4_s(v128.and(v, low)), s);
+        t = madd(v128.load32_splat(xp, 4), f32x4.convert_i32x4_s(v128.and(i32x4.shr_u(v, 4), low)), t);
+        s = madd(v128.load32_splat(xp, 8), f32x4.convert_i32x4_s(v128.and(i32x4.shr_u(v, 8), low)), s);
+        t = madd(v128.load32_splat(xp, 12), f32x4.convert_i32x4_s(v128.and(i32x4.shr_u(v, 12), low)), t);
+        s = madd(v128.load32_splat(xp, 16), f32x4.convert_i32x4_s(v128.and(i32x4.shr_u(v, 16), low)), s);
+        t = madd(v128.load32_splat(xp, 20), f32x4.convert_i32x4_s(v128.and(i32x4.shr_u(v, 20), low)), t);
+        s = madd(v128.load32_splat(xp, 24), f32x4.convert_i32x4_s(v128.and(i32x4.shr_u(v, 24), low)), s);
+        t = madd(v128.load32_splat(xp, 28), f32x4.convert_i32x4_s(i32x4.shr_u(v, 28)), t);
+        xp += 32;
+      }
+      const zp = f32x4.convert_i32x4_s(v128.load(r + (<usize>gs << 1), 16));
+      const dotq = f32x4.sub(f32x4.add(s, t), f32x4.mul(zp, v128.load32_splat(xsum + (<usize>g << 2))));
+      y = madd(v128.load(r + (<usize>gs << 1)), dotq, y);
+    }
+    v128.store(c + (<usize>cq << 4), y);
+  }
+}

@@ -1,0 +1,49 @@
+// Shared SIMD helpers: fused/unfused multiply-add and an f32x4 exp.
+//
+// The same source builds twice (asconfig.json): a plain SIMD128 module and a relaxed-SIMD one.
+// `ASC_FEATURE_RELAXED_SIMD` is a compile-time constant, so each build keeps exactly one branch.
+// On x86 with FMA, V8 lowers f32x4.relaxed_madd to vfmadd: one instruction, one rounding.
+import { C_ONE, C_LOG2E, C_LN2_HI, C_LN2_LO, C_EXP_P0, C_EXP_MAX, C_EXP_MIN, C_I127 } from "./consts";
+
+/** a·b + c per f32 lane (fused in the relaxed build). */
+// @ts-ignore: decorator
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return f32x4.relaxed_madd(a, b, c);
+  } else {
+    return f32x4.add(f32x4.mul(a, b), c);
+  }
+}
+
+/** Sum of the four f32 lanes, in the fixed order ((l0 + l2) + (l1 + l3)). */
+// @ts-ignore: decorator
+@inline export function hsum(v: v128): f32 {
+  const s = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+/**
+ * e^x per lane, Cephes expf (cephes/single/expf.c, S. Moshier): x = n·ln2 + r with
+ * n = round(x·log2e), ln2 split in two (C1 = 0.693359375 exact in few bits, C2 the rest) so
+ * that r is exact; e^r by a degree-7 polynomial (relative error ≈ 1 ulp on |r| ≤ ln2/2);
+ * 2^n added straight into the exponent bits. Inputs are clamped to [−87.3, 88.7], the f32 range
+ * of normal results, so huge negative inputs give ≈1e-38 rather than 0.
+ * Constants come from memory (consts.ts): Node re-creates v128 constants inside loops.
+ */
+// @ts-ignore: decorator
+@inline export function exp4(x0: v128): v128 {
+  const x = f32x4.max(f32x4.min(x0, v128.load(C_EXP_MAX)), v128.load(C_EXP_MIN));
+  const n = f32x4.nearest(f32x4.mul(x, v128.load(C_LOG2E)));
+  let r = f32x4.sub(x, f32x4.mul(n, v128.load(C_LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, v128.load(C_LN2_LO)));
+  let p = v128.load(C_EXP_P0);
+  p = madd(p, r, v128.load(C_EXP_P0, 16));
+  p = madd(p, r, v128.load(C_EXP_P0, 32));
+  p = madd(p, r, v128.load(C_EXP_P0, 48));
+  p = madd(p, r, v128.load(C_EXP_P0, 64));
+  p = madd(p, r, v128.load(C_EXP_P0, 80));
+  const r2 = f32x4.mul(r, r);
+  p = f32x4.add(madd(p, r2, r), v128.load(C_ONE));
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), v128.load(C_I127)), 23);
+  return f32x4.mul(p, e);
+}

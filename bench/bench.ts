@@ -1,0 +1,150 @@
+// Kernel benchmark: achieved throughput next to the machine limits measured in the same run.
+//   npm run bench -- [--json FILE] [--threads N] [--quick]
+// Limits come from assembly/peak.ts (same build, same engine): register-only f32 multiply-add,
+// register-only i32x4.dot_i16x8_s, and a streaming read of ≥ 1 GiB of wasm memory.
+// Every number is the median of ≥ 5 runs. "2 threads" unless the key ends in _1t.
+import { writeFileSync } from "node:fs";
+import { Tensor, type GptqWeights } from "../src/ops/backend.js";
+import { WasmBackend } from "../src/ops/wasm/backend.js";
+import { f32ToF16 } from "../src/io/fp16.js";
+
+const argv = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const THREADS = Number(opt("--threads") ?? 2);
+const QUICK = argv.includes("--quick");
+const RUNS = 5;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Median seconds of `runs` calls after one warm-up. */
+function time(f: () => void, runs = RUNS): number {
+  f();
+  const ts: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    f();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return median(ts);
+}
+
+let seed = 42;
+const rnd = (): number => {
+  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+  return seed / 2 ** 32;
+};
+const randn = (n: number): Float32Array => {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rnd() * 2 - 1;
+  return a;
+};
+
+function gptq(K: number, N: number, gs = 128): GptqWeights {
+  const G = K / gs;
+  const qweight = new Int32Array((K / 8) * N);
+  for (let i = 0; i < qweight.length; i++) qweight[i] = (rnd() * 2 ** 32) | 0;
+  const qzeros = new Int32Array(G * (N / 8)).fill(0x77777777);
+  const scales = new Uint16Array(G * N);
+  for (let i = 0; i < scales.length; i++) scales[i] = f32ToF16(0.002 + rnd() * 0.01);
+  const gIdx = Int32Array.from({ length: K }, (_, i) => Math.floor(i / gs));
+  return { kind: "gptq", inFeatures: K, outFeatures: N, bits: 4, groupSize: gs, qweight, qzeros, scales, gIdx, bias: randn(N) };
+}
+
+interface Row { key: string; what: string; value: number; unit: string; limit?: number; limitName?: string }
+const rows: Row[] = [];
+const json: Record<string, number | string> = { node_version: process.version, threads: THREADS };
+function report(r: Row): void {
+  rows.push(r);
+  json[r.key] = Number(r.value.toFixed(3));
+  const pct = r.limit ? ` (${((100 * r.value) / r.limit).toFixed(0)}% of ${r.limitName} ${r.limit.toFixed(1)})` : "";
+  console.error(`  ${r.key.padEnd(22)} ${r.value.toFixed(2).padStart(9)} ${r.unit}${pct}`);
+}
+
+// ---------------------------------------------------------------- limits
+function peaks(b: WasmBackend, suffix: string): { f32: number; dot: number; mem: number } {
+  const t = b.threads;
+  const out = b.scratch(64);
+  const it = QUICK ? 2e6 : 2e7;
+  const f32s = time(() => b.runKernel("peak_f32_t", [it, 1.0000001, 1e-7, out.ptr], t));
+  const f32 = (t * it * 12 * 4 * 2) / f32s / 1e9;
+  const dots = time(() => b.runKernel("peak_dot_i16_t", [it, 3, 5, out.ptr], t));
+  const dot = (t * it * 8 * 8 * 2) / dots / 1e9;
+  // ≥ 1 GiB in total, split over the threads; filled first (untouched pages would read as zero page).
+  const per = Math.ceil(2 ** 30 / t / 64) * 64;
+  const buf = b.scratch(per * t + 64);
+  new Uint8Array(buf.f32(((per * t) / 4) | 0).buffer, buf.ptr, per * t).fill(7);
+  const mems = time(() => b.runKernel("stream_read_t", [buf.ptr, per, out.ptr], t));
+  const mem = (per * t) / mems / 1e9;
+  const variant = b.flavour === "relaxed" ? "f32x4.relaxed_madd" : "f32x4.mul+add";
+  report({ key: `simd_peak_gflops${suffix}`, what: `register-only ${variant}`, value: f32, unit: "GFLOP/s" });
+  report({ key: `dot_i16_peak_gops${suffix}`, what: "register-only i32x4.dot_i16x8_s + add", value: dot, unit: "GOP/s" });
+  report({ key: `mem_read_gbps${suffix}`, what: "streaming v128 read of 1 GiB", value: mem, unit: "GB/s" });
+  return { f32, dot, mem };
+}
+
+// ---------------------------------------------------------------- kernels
+function gemmDense(b: WasmBackend, dtype: "f32" | "f16", M: number, K: number, N: number): number {
+  const w32 = randn(N * K);
+  const weight = dtype === "f32" ? w32 : Uint16Array.from(w32, f32ToF16);
+  const lin = b.linear({ kind: "dense", inFeatures: K, outFeatures: N, weight, dtype, bias: randn(N) });
+  const x = new Tensor([M, K], randn(M * K));
+  return time(() => b.matmul(x, lin));
+}
+
+function main(): void {
+  console.error(`node ${process.version}, ${THREADS} threads${QUICK ? " (quick)" : ""}`);
+  const b = new WasmBackend({ threads: THREADS });
+  const b1 = new WasmBackend({ threads: 1 });
+  const bf = new WasmBackend({ threads: THREADS, precision: "fast" });
+  json.simd_variant = b.flavour === "relaxed" ? "relaxed_madd" : "mul+add";
+  const lim = peaks(b, "");
+  const lim1 = peaks(b1, "_1t");
+
+  const [M, K, N] = QUICK ? [256, 1664, 1248] : [1024, 1664, 4992];
+  const flop = 2 * M * K * N;
+  const t2 = gemmDense(b, "f32", M, K, N);
+  const t1 = gemmDense(b1, "f32", M, K, N);
+  report({ key: "gemm_f32_gflops", what: `f32 GEMM ${M}×${K}×${N}`, value: flop / t2 / 1e9, unit: "GFLOP/s", limit: lim.f32, limitName: "simd_peak" });
+  report({ key: "gemm_f32_gflops_1t", what: "same, 1 thread", value: flop / t1 / 1e9, unit: "GFLOP/s", limit: lim1.f32, limitName: "simd_peak_1t" });
+  report({ key: "thread_scaling", what: "f32 GEMM time 1 thread / 2 threads", value: t1 / t2, unit: "x" });
+  const th = gemmDense(b, "f16", M, K, N);
+  report({ key: "gemm_f16w_gflops", what: "fp16-weight GEMM, same shape", value: flop / th / 1e9, unit: "GFLOP/s", limit: lim.f32, limitName: "simd_peak" });
+
+  // GPTQ int4: decode GEMV and prefill GEMM, both precisions.
+  const [gk, gn] = [4096, 11008];
+  const w = gptq(gk, gn);
+  const bytes = w.qweight.byteLength + w.scales.byteLength + w.qzeros.byteLength;
+  for (const [be, tag] of [[bf, ""], [b, "_f32"]] as const) {
+    const lin = be.linear(w);
+    const x1 = new Tensor([1, gk], randn(gk));
+    const tv = time(() => be.matmul(x1, lin), 30);
+    const peak = tag === "" ? lim.dot : lim.f32;
+    report({ key: `gemv_q4_gbps${tag}`, what: `GPTQ GEMV ${gk}→${gn} (${tag ? "f32" : "int16×int4"})`, value: bytes / tv / 1e9, unit: "GB/s", limit: lim.mem, limitName: "mem_read" });
+    report({ key: `gemv_q4_gflops${tag}`, what: "same, arithmetic", value: (2 * gk * gn) / tv / 1e9, unit: "GFLOP/s", limit: peak, limitName: tag ? "simd_peak" : "dot_i16_peak" });
+    const Mq = QUICK ? 32 : 300;
+    const xq = new Tensor([Mq, gk], randn(Mq * gk));
+    const tq = time(() => be.matmul(xq, lin));
+    report({ key: `gemm_q4_gflops${tag}`, what: `GPTQ GEMM ${Mq}×${gk}×${gn}`, value: (2 * Mq * gk * gn) / tq / 1e9, unit: "GFLOP/s", limit: peak, limitName: tag ? "simd_peak" : "dot_i16_peak" });
+  }
+
+  // Table (stdout).
+  console.log("\n| key | what | achieved | limit (same run) | % |");
+  console.log("| --- | --- | ---: | ---: | ---: |");
+  for (const r of rows) {
+    const lim = r.limit ? `${r.limit.toFixed(1)} (${r.limitName})` : "";
+    const pct = r.limit ? `${((100 * r.value) / r.limit).toFixed(0)}%` : "";
+    console.log(`| ${r.key} | ${r.what} | ${r.value.toFixed(2)} ${r.unit} | ${lim} | ${pct} |`);
+  }
+  console.log(`\nnode ${process.version}; simd: ${json.simd_variant}; threads ${THREADS}`);
+  const file = opt("--json");
+  if (file) writeFileSync(file, JSON.stringify(json, null, 2) + "\n");
+  for (const be of [b, b1, bf]) be.dispose();
+}
+
+main();

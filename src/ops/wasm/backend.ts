@@ -1,0 +1,281 @@
+// WasmBackend: the Backend interface (src/ops/backend.ts) on the AssemblyScript SIMD kernels.
+// Each method is a thin wrapper: check shapes, stage inputs in arena scratch, run one kernel over
+// the thread pool (strides and splits decided here), copy the result out.
+import { availableParallelism } from "node:os";
+import {
+  Tensor, type AttentionOptions, type Backend, type GptqWeights, type Linear, type LinearWeights,
+} from "../backend.js";
+import { Arena } from "./arena.js";
+import { loadKernels, type SimdFlavour } from "./module.js";
+import { checkGptq, denseBytes, gptqBytes, NR, packBias, packDense, packGptq, paddedCols } from "./pack.js";
+import { ThreadPool } from "./pool.js";
+
+export interface WasmBackendOptions {
+  /** Threads including the caller's. Default os.availableParallelism(). */
+  readonly threads?: number;
+  /**
+   * GPTQ arithmetic. "f32" (default): weights dequantised exactly to f32, f32 products.
+   * "fast": int16-quantised activations × int4 weights with i32x4.dot_i16x8_s (docs/kernels.md).
+   */
+  readonly precision?: "f32" | "fast";
+  /** Kernel build: "auto" (relaxed SIMD when the engine has it), "relaxed" or "simd128". */
+  readonly simd?: SimdFlavour | "auto";
+  /** Weight bytes per arena (one WebAssembly.Memory) before the next is opened. Default 3 GiB. */
+  readonly arenaBytes?: number;
+}
+
+/** Kernels run through the pool (the worker function table). */
+const KERNELS = [
+  "gemm", "gemm_q4_i16", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows", "scale_rows", "gelu",
+  "swiglu", "rope", "attention", "peak_f32_t", "peak_dot_i16_t", "stream_read_t",
+];
+
+/** Blocking of the f32 GEMM (assembly/gemm.ts): KC·8·4 = 8 KiB panel block, MC·KC·4 ≤ 256 KiB of A. */
+const KC = 256;
+const MC = 192;
+/** Rows per block of the int4 × int16 kernel (its activations, MB·K·4 bytes, stay in L2). */
+const MB_Q4 = 16;
+/** Below this many multiply-adds (or elements) an op runs on the calling thread only. */
+const PARALLEL_MIN_WORK = 1 << 15;
+
+type Kind = "f32" | "f16" | "bf16" | "q4";
+const MODE: Record<Kind, number> = { f32: 0, f16: 1, bf16: 2, q4: 3 };
+
+class WasmLinear implements Linear {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    readonly kind: Kind,
+    /** The arena holding the weights; activations are staged in its scratch. */
+    readonly arena: Arena,
+    readonly weight: number,
+    readonly bias: number,
+    readonly groupSize: number,
+  ) {}
+}
+
+export class WasmBackend implements Backend {
+  readonly name: string;
+  readonly threads: number;
+  readonly precision: "f32" | "fast";
+  readonly flavour: SimdFlavour;
+  private readonly module: WebAssembly.Module;
+  private readonly arenaBytes: number;
+  private readonly arenas: Arena[] = [];
+  private readonly pool: ThreadPool;
+
+  constructor(options: WasmBackendOptions = {}) {
+    const k = loadKernels(options.simd ?? "auto");
+    this.module = k.module;
+    this.flavour = k.flavour;
+    this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+    this.precision = options.precision ?? "f32";
+    if (this.precision !== "f32" && this.precision !== "fast") {
+      throw new Error(`WasmBackend: precision must be "f32" or "fast", got ${String(this.precision)}`);
+    }
+    this.arenaBytes = options.arenaBytes ?? 3 * 2 ** 30;
+    const first = new Arena(0, this.module, this.arenaBytes);
+    this.arenas.push(first);
+    this.pool = new ThreadPool(this.threads, this.module, KERNELS, first);
+    this.name = `wasm-${this.flavour}-${this.threads}t${this.precision === "fast" ? "-fast" : ""}`;
+  }
+
+  /** Stop the worker threads (they never keep the process alive, but this frees them now). */
+  dispose(): void {
+    this.pool.dispose();
+  }
+
+  /** Number of arenas (WebAssembly memories) opened so far. */
+  get arenaCount(): number {
+    return this.arenas.length;
+  }
+
+  /** Arena 0 holds activations of ops without weights (and the first weights). */
+  private get act(): Arena {
+    return this.arenas[0];
+  }
+
+  private arenaFor(bytes: number): Arena {
+    const last = this.arenas[this.arenas.length - 1];
+    if (last.fits(bytes)) return last;
+    const a = new Arena(this.arenas.length, this.module, this.arenaBytes);
+    this.arenas.push(a);
+    this.pool.addArena(a);
+    return a;
+  }
+
+  linear(w: LinearWeights): Linear {
+    const { inFeatures: K, outFeatures: N } = w;
+    if (!(K > 0 && N > 0)) throw new Error(`linear: bad sizes in=${K} out=${N}`);
+    if (w.kind === "gptq") {
+      checkGptq(w);
+      const arena = this.arenaFor(gptqBytes(w));
+      const weight = packGptq(arena, w);
+      const bias = packBias(arena, N, w.bias, "linear (GPTQ)");
+      return new WasmLinear(K, N, "q4", arena, weight, bias, w.groupSize);
+    }
+    if (w.weight.length !== K * N) {
+      throw new Error(`linear: weight has ${w.weight.length} values, expected [${N}, ${K}]`);
+    }
+    const arena = this.arenaFor(denseBytes(w));
+    const weight = packDense(arena, w);
+    const bias = packBias(arena, N, w.bias, "linear");
+    return new WasmLinear(K, N, w.dtype, arena, weight, bias, 0);
+  }
+
+  matmul(x: Tensor, w: Linear): Tensor {
+    if (!(w instanceof WasmLinear)) throw new Error("matmul: the Linear was not made by this WasmBackend");
+    const K = w.inFeatures, N = w.outFeatures;
+    if (x.cols !== K) throw new Error(`matmul: x has last dim ${x.cols}, the linear expects ${K}`);
+    const M = x.rows;
+    const np = paddedCols(N);
+    const a = w.arena;
+    const outShape = [...x.shape.slice(0, -1), N];
+    if (M === 0) return Tensor.zeros(outShape);
+    const parallel = M * K * N >= PARALLEL_MIN_WORK;
+    let c: number;
+    if (w.kind === "q4" && this.precision === "fast") {
+      const gs = w.groupSize, G = K / gs;
+      const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 8, M * G * 4, M * G * 4, M * np * 4]);
+      a.f32(xp, M * K).set(x.data);
+      a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs);
+      this.pool.run(a, "gemm_q4_i16", [act, sa, rs, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
+      c = cp;
+    } else if (w.kind === "q4" && M === 1) {
+      // Decode in f32: the exact GEMV needs Σx per group (f64 sums, rounded once).
+      const gs = w.groupSize, G = K / gs;
+      const [xp, xs, cp] = a.scratch([K * 4, G * 4, np * 4]);
+      a.f32(xp, K).set(x.data);
+      const sums = a.f32(xs, G);
+      for (let g = 0; g < G; g++) {
+        let s = 0;
+        for (let k = g * gs; k < (g + 1) * gs; k++) s += x.data[k];
+        sums[g] = s;
+      }
+      this.pool.run(a, "gemv_q4_f32", [xp, xs, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
+      c = cp;
+    } else {
+      const kc = w.kind === "q4" ? w.groupSize : KC;
+      const [xp, cp, panels] = a.scratch([M * K * 4, M * np * 4, this.threads * kc * NR * 4]);
+      a.f32(xp, M * K).set(x.data);
+      this.pool.run(a, "gemm", [MODE[w.kind], xp, M, K, w.weight, w.bias, cp, np, kc, MC, panels], np / NR, 1, parallel);
+      c = cp;
+    }
+    const out = new Float32Array(M * N);
+    if (np === N) {
+      out.set(a.f32(c, M * N));
+    } else {
+      const src = a.f32(c, M * np);
+      for (let m = 0; m < M; m++) out.set(src.subarray(m * np, m * np + N), m * N);
+    }
+    return new Tensor(outShape, out);
+  }
+
+  /** Stage tensors in arena 0 scratch, plus an output block of `outLen` floats. */
+  private stage(inputs: readonly Float32Array[], outLen: number): { ptrs: number[]; out: number } {
+    const a = this.act;
+    const ptrs = a.scratch([...inputs.map((d) => d.length * 4), outLen * 4]);
+    inputs.forEach((d, i) => a.f32(ptrs[i], d.length).set(d));
+    return { ptrs, out: ptrs[inputs.length] };
+  }
+
+  private result(shape: readonly number[], out: number, n: number): Tensor {
+    return new Tensor(shape, this.act.f32(out, n).slice());
+  }
+
+  /** Row-wise op over x [rows, cols]: kernel(x, extra…, out, cols, eps, r0, r1, tid). */
+  private rowwise(fn: string, x: Tensor, extra: readonly Float32Array[], scalars: readonly number[]): Tensor {
+    const cols = x.cols, rows = x.rows;
+    const { ptrs, out } = this.stage([x.data, ...extra], x.data.length);
+    this.pool.run(this.act, fn, [...ptrs.slice(0, 1 + extra.length), out, cols, ...scalars], rows, 1, x.data.length >= PARALLEL_MIN_WORK);
+    return this.result(x.shape, out, x.data.length);
+  }
+
+  layerNorm(x: Tensor, weight: Float32Array, bias: Float32Array, eps: number): Tensor {
+    if (weight.length !== x.cols || bias.length !== x.cols) {
+      throw new Error(`layerNorm: weight/bias have ${weight.length}/${bias.length} values, x has ${x.cols} columns`);
+    }
+    return this.rowwise("layer_norm", x, [weight, bias], [eps]);
+  }
+
+  rmsNorm(x: Tensor, weight: Float32Array, eps: number): Tensor {
+    if (weight.length !== x.cols) throw new Error(`rmsNorm: weight has ${weight.length} values, x has ${x.cols} columns`);
+    return this.rowwise("rms_norm", x, [weight], [eps]);
+  }
+
+  scaleRows(a: Tensor, s: Float32Array): Tensor {
+    if (s.length !== a.rows) throw new Error(`scaleRows: ${s.length} scales for ${a.rows} rows`);
+    return this.rowwise("scale_rows", a, [s], []);
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    // Same rule as the oracle: equal sizes add element-wise, one row's worth broadcasts over rows.
+    if (b.data.length === a.data.length) return this.elementwise("add", [a.data, b.data], a.shape);
+    if (b.data.length === a.cols) return this.rowwise("add_rows", a, [b.data], []);
+    throw new Error(`add: b [${b.shape.join(", ")}] is neither a's shape [${a.shape.join(", ")}] nor one row of it`);
+  }
+
+  /** Flat element-wise kernel(in…, out, i0, i1, tid); slices in multiples of 4 elements. */
+  private elementwise(fn: string, inputs: readonly Float32Array[], shape: readonly number[]): Tensor {
+    const n = inputs[0].length;
+    const { ptrs, out } = this.stage(inputs, n);
+    this.pool.run(this.act, fn, [...ptrs.slice(0, inputs.length), out], n, 1024, n >= PARALLEL_MIN_WORK);
+    return this.result(shape, out, n);
+  }
+
+  gelu(x: Tensor): Tensor {
+    return this.elementwise("gelu", [x.data], x.shape);
+  }
+
+  swiglu(a: Tensor, b: Tensor): Tensor {
+    if (a.data.length !== b.data.length) throw new Error(`swiglu: a has ${a.data.length} values, b ${b.data.length}`);
+    return this.elementwise("swiglu", [a.data, b.data], a.shape);
+  }
+
+  rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
+    if (x.shape.length !== 3) throw new Error(`rope: x must be [T, H, D], got [${x.shape.join(", ")}]`);
+    const [T, H, D] = x.shape;
+    if (D % 2 !== 0) throw new Error(`rope: head dim ${D} is odd`);
+    if (cos.length !== T * D || sin.length !== T * D) {
+      throw new Error(`rope: cos/sin have ${cos.length}/${sin.length} values, expected [${T}, ${D}]`);
+    }
+    const { ptrs, out } = this.stage([x.data, cos, sin], x.data.length);
+    this.pool.run(this.act, "rope", [ptrs[0], ptrs[1], ptrs[2], out, H, D], T * H, 1, x.data.length >= PARALLEL_MIN_WORK);
+    return this.result(x.shape, out, x.data.length);
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
+    if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3) {
+      throw new Error("attention: q, k, v must be [T, H, D]");
+    }
+    const [Tq, H, D] = q.shape;
+    const Tk = k.shape[0];
+    if (k.shape[1] !== H || k.shape[2] !== D || v.shape[0] !== Tk || v.shape[1] !== H || v.shape[2] !== D) {
+      throw new Error(`attention: q [${q.shape.join(", ")}], k [${k.shape.join(", ")}], v [${v.shape.join(", ")}] do not match`);
+    }
+    const off = options.queryOffset ?? 0;
+    if (!(off >= 0) || !Number.isInteger(off)) throw new Error(`attention: queryOffset ${off} is not a non-negative integer`);
+    const a = this.act;
+    const [qp, kp, vp, op, sp] = a.scratch([q.data.length * 4, k.data.length * 4, v.data.length * 4, q.data.length * 4, this.threads * Tk * 4]);
+    a.f32(qp, q.data.length).set(q.data);
+    a.f32(kp, k.data.length).set(k.data);
+    a.f32(vp, v.data.length).set(v.data);
+    const work = Tq * Tk * H * D;
+    this.pool.run(a, "attention", [qp, kp, vp, op, Tq, Tk, H, D, options.scale, options.causal ? 1 : 0, off, sp], H * Tq, 1, work >= PARALLEL_MIN_WORK);
+    return this.result(q.shape, op, q.data.length);
+  }
+
+  /**
+   * Run a pool kernel on arena 0 (benchmarks: the machine-limit probes of assembly/peak.ts).
+   * Returns arena 0 for reading results.
+   */
+  runKernel(fn: string, args: readonly number[], units: number): void {
+    this.pool.run(this.act, fn, args, units, 1, true);
+  }
+
+  /** Scratch in arena 0 (benchmarks). */
+  scratch(bytes: number): { ptr: number; f32: (n: number) => Float32Array } {
+    const [ptr] = this.act.scratch([bytes]);
+    return { ptr, f32: (n: number) => this.act.f32(ptr, n) };
+  }
+}

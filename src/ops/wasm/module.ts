@@ -1,0 +1,58 @@
+// Loading the kernel module: two builds of assembly/ (asconfig.json), chosen at run time.
+// Relaxed SIMD (fused multiply-add) is used when the engine validates the relaxed build
+// (Node 24 does by default); otherwise the plain SIMD128 build. Never requires flags.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export type SimdFlavour = "relaxed" | "simd128";
+
+/** build/ at the repository root, from dist/src/ops/wasm/ (compiled) or src/ops/wasm/. */
+function buildDir(): URL {
+  const here = fileURLToPath(import.meta.url);
+  const up = here.includes("/dist/") ? "../../../../build/" : "../../../build/";
+  return new URL(up, import.meta.url);
+}
+
+export interface KernelModule {
+  readonly module: WebAssembly.Module;
+  readonly flavour: SimdFlavour;
+}
+
+const cache = new Map<string, KernelModule>();
+
+/** Compile (once per process) the requested build; "auto" prefers relaxed when valid. */
+export function loadKernels(want: SimdFlavour | "auto" = "auto"): KernelModule {
+  const hit = cache.get(want);
+  if (hit) return hit;
+  const read = (name: string): Uint8Array => {
+    const url = new URL(name, buildDir());
+    try {
+      return readFileSync(url);
+    } catch (e) {
+      throw new Error(`kernels: cannot read ${fileURLToPath(url)} (run \`npm run build:wasm\`): ${(e as Error).message}`);
+    }
+  };
+  let flavour: SimdFlavour = "simd128";
+  let bytes: Uint8Array | undefined;
+  if (want !== "simd128") {
+    const relaxed = read("kernels-relaxed.wasm");
+    if (WebAssembly.validate(relaxed)) {
+      flavour = "relaxed";
+      bytes = relaxed;
+    } else if (want === "relaxed") {
+      throw new Error("kernels: this engine does not support relaxed SIMD (build/kernels-relaxed.wasm does not validate)");
+    }
+  }
+  if (!bytes) bytes = read("kernels.wasm");
+  const k = { module: new WebAssembly.Module(bytes), flavour };
+  cache.set(want, k);
+  return k;
+}
+
+/** The exports every instance has (see assembly/index.ts). All pointers are byte offsets. */
+export type KernelExports = Record<string, (...args: number[]) => number>;
+
+export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
+  const inst = new WebAssembly.Instance(module, { env: { memory } });
+  return inst.exports as unknown as KernelExports;
+}

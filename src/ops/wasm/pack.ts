@@ -1,0 +1,111 @@
+// Weight repacking, done once per linear layer at linear() time, straight into arena memory.
+// The layouts are documented next to the kernels that read them (assembly/gemm.ts, gemv_q4.ts).
+import type { DenseWeights, GptqWeights } from "../backend.js";
+import type { Arena } from "./arena.js";
+
+export const NR = 8; // columns per panel (assembly/gemm.ts)
+export const Q4_REC_EXTRA = 32; // scales f32x4 + z′ i32x4 after the qweight words (gemv_q4.ts)
+
+/** IEEE half → number (exact). */
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+export const paddedCols = (n: number): number => Math.ceil(n / NR) * NR;
+
+/** Bias padded to Np f32 (zeros where absent). */
+export function packBias(arena: Arena, n: number, bias: Float32Array | undefined, where: string): number {
+  const np = paddedCols(n);
+  if (bias && bias.length !== n) throw new Error(`${where}: bias has ${bias.length} values, expected ${n}`);
+  const p = arena.allocWeights(np * 4);
+  const dst = arena.f32(p, np);
+  dst.fill(0);
+  if (bias) dst.set(bias);
+  return p;
+}
+
+/** Bytes the packed dense weight takes (for arena placement). */
+export function denseBytes(w: DenseWeights): number {
+  return paddedCols(w.outFeatures) * w.inFeatures * (w.dtype === "f32" ? 4 : 2) + paddedCols(w.outFeatures) * 4;
+}
+
+/** W [N, K] → panels [N/8][K][8], f32 or raw 16-bit patterns. */
+export function packDense(arena: Arena, w: DenseWeights): number {
+  const { inFeatures: K, outFeatures: N } = w;
+  const np = paddedCols(N);
+  const wide = w.dtype === "f32";
+  if (wide !== w.weight instanceof Float32Array) {
+    throw new Error(`linear: dtype ${w.dtype} but weight is a ${w.weight.constructor.name}`);
+  }
+  const p = arena.allocWeights(np * K * (wide ? 4 : 2));
+  const dst = wide ? arena.f32(p, np * K) : arena.u16(p, np * K);
+  // The last panel's padding columns must be zero (they are computed, then dropped).
+  if (N % NR !== 0) dst.fill(0, Math.floor(N / NR) * NR * K);
+  const src = w.weight;
+  for (let n = 0; n < N; n++) {
+    const panel = (n >> 3) * K * NR + (n & 7);
+    const row = n * K;
+    for (let k = 0; k < K; k++) dst[panel + k * NR] = src[row + k];
+  }
+  return p;
+}
+
+export function gptqBytes(w: GptqWeights): number {
+  const G = w.inFeatures / w.groupSize;
+  return (w.outFeatures / 4) * G * (w.groupSize * 2 + Q4_REC_EXTRA) + w.outFeatures * 4;
+}
+
+/** Check a GPTQ layer's shapes; throws naming the field. */
+export function checkGptq(w: GptqWeights): void {
+  const { inFeatures: K, outFeatures: N, groupSize: gs } = w;
+  const bad = (what: string): never => {
+    throw new Error(`linear (GPTQ ${K}→${N}, group ${gs}): ${what}`);
+  };
+  if (w.bits !== 4) bad(`bits = ${w.bits}, only 4 is supported`);
+  if (!(gs > 0) || gs % 8 !== 0) bad("groupSize must be a positive multiple of 8");
+  if (K % gs !== 0) bad(`inFeatures ${K} is not a multiple of groupSize ${gs}`);
+  if (N % 8 !== 0) bad(`outFeatures ${N} is not a multiple of 8 (qzeros packs 8 columns per int32)`);
+  const G = K / gs;
+  if (w.qweight.length !== (K / 8) * N) bad(`qweight has ${w.qweight.length} values, expected ${(K / 8) * N} = [${K / 8}, ${N}]`);
+  if (w.qzeros.length !== G * (N / 8)) bad(`qzeros has ${w.qzeros.length} values, expected ${G * (N / 8)} = [${G}, ${N / 8}]`);
+  if (w.scales.length !== G * N) bad(`scales has ${w.scales.length} values, expected ${G * N} = [${G}, ${N}]`);
+  if (w.gIdx.length !== K) bad(`g_idx has ${w.gIdx.length} values, expected ${K}`);
+  for (let i = 0; i < K; i++) {
+    if (w.gIdx[i] !== Math.floor(i / gs)) {
+      bad(`g_idx[${i}] = ${w.gIdx[i]}: only sequential groups (desc_act = false) are supported`);
+    }
+  }
+}
+
+/**
+ * GPTQ → records [N/4 column quads][G groups] of { gs/8 × 4 qweight int32, 4 scales f32, 4 z′ i32 }.
+ */
+export function packGptq(arena: Arena, w: GptqWeights): number {
+  const { inFeatures: K, outFeatures: N, groupSize: gs } = w;
+  const G = K / gs;
+  const oct = gs / 8;
+  const recInts = oct * 4 + Q4_REC_EXTRA / 4;
+  const p = arena.allocWeights((N / 4) * G * recInts * 4);
+  const di = arena.i32(p, (N / 4) * G * recInts);
+  const df = arena.f32(p, (N / 4) * G * recInts);
+  let r = 0;
+  for (let cq = 0; cq < N / 4; cq++) {
+    for (let g = 0; g < G; g++) {
+      for (let o = 0; o < oct; o++) {
+        const src = (g * oct + o) * N + cq * 4;
+        for (let c = 0; c < 4; c++) di[r++] = w.qweight[src + c];
+      }
+      for (let c = 0; c < 4; c++) df[r++] = halfToFloat(w.scales[g * N + cq * 4 + c]);
+      for (let c = 0; c < 4; c++) {
+        const n = cq * 4 + c;
+        di[r++] = ((w.qzeros[g * (N / 8) + (n >> 3)] >>> (4 * (n & 7))) & 15) + 1;
+      }
+    }
+  }
+  return p;
+}

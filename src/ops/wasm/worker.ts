@@ -1,0 +1,54 @@
+// Worker side of the thread pool (pool.ts): wait for a job, run this thread's slice, count down.
+import { workerData, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+import { instantiate, type KernelExports } from "./module.js";
+import { CTL, CTL_INTS, MAX_ARGS, CMD_ARENA, CMD_EXIT, split } from "./pool.js";
+
+interface Init {
+  tid: number;
+  threads: number;
+  module: WebAssembly.Module;
+  control: SharedArrayBuffer;
+  names: string[];
+  port: MessagePort;
+  memory: WebAssembly.Memory;
+}
+
+const init = workerData as Init;
+const ctl = new Int32Array(init.control, 0, CTL_INTS);
+const argv = new Float64Array(init.control, CTL_INTS * 4, MAX_ARGS);
+const instances: KernelExports[] = [instantiate(init.module, init.memory)];
+init.port.unref();
+
+Atomics.add(ctl, CTL.READY, 1);
+Atomics.notify(ctl, CTL.READY);
+
+let gen = Atomics.load(ctl, CTL.GEN);
+for (;;) {
+  Atomics.wait(ctl, CTL.GEN, gen);
+  gen = Atomics.load(ctl, CTL.GEN);
+  const cmd = ctl[CTL.CMD];
+  if (cmd === CMD_EXIT) {
+    Atomics.sub(ctl, CTL.PENDING, 1);
+    Atomics.notify(ctl, CTL.PENDING);
+    break;
+  }
+  try {
+    if (cmd === CMD_ARENA) {
+      // The caller posted the memory before bumping the generation; it may take a moment to land.
+      let msg = receiveMessageOnPort(init.port);
+      while (!msg) msg = receiveMessageOnPort(init.port);
+      const { id, memory } = msg.message as { id: number; memory: WebAssembly.Memory };
+      instances[id] = instantiate(init.module, memory);
+    } else {
+      const [s, e] = split(ctl[CTL.UNITS], init.threads, init.tid, ctl[CTL.ALIGN]);
+      if (e > s) {
+        const args = Array.from(argv.subarray(0, ctl[CTL.NARGS]));
+        instances[ctl[CTL.ARENA]][init.names[ctl[CTL.FN]]](...args, s, e, init.tid);
+      }
+    }
+  } catch (e) {
+    console.error(`kernel worker ${init.tid}:`, e);
+    Atomics.store(ctl, CTL.ERROR, 1);
+  }
+  if (Atomics.sub(ctl, CTL.PENDING, 1) === 1) Atomics.notify(ctl, CTL.PENDING);
+}

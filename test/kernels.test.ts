@@ -1,0 +1,230 @@
+// WASM kernels against the reference backend (the oracle), on random inputs of awkward sizes.
+// f32 paths must agree to relative L2 < 1e-5; results must be bit-identical for 1 and N threads
+// and for weights spread over several arenas.
+import { expect } from "chai";
+import { Tensor, type Backend, type GptqWeights, type LinearWeights } from "../src/ops/backend.js";
+import { WasmBackend } from "../src/ops/wasm/backend.js";
+import { ReferenceBackend } from "../reference/backend.js";
+import { f32ToF16, f32ToBf16 } from "../src/io/fp16.js";
+
+/** Deterministic PRNG (mulberry32) so failures reproduce. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = rng(1234);
+const randn = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+const tensor = (shape: number[], scale = 1): Tensor => new Tensor(shape, randn(shape.reduce((a, b) => a * b, 1), scale));
+
+function relL2(a: Float32Array, b: Float32Array): number {
+  expect(a.length).to.equal(b.length);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+function expectClose(got: Tensor, want: Tensor, tol = 1e-5): void {
+  expect(got.shape).to.deep.equal(want.shape);
+  expect(got.data.every(Number.isFinite), "all outputs finite").to.equal(true);
+  expect(relL2(got.data, want.data)).to.be.below(tol);
+}
+
+function expectSame(a: Tensor, b: Tensor): void {
+  expect(a.shape).to.deep.equal(b.shape);
+  expect(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength))).to.equal(true);
+}
+
+function dense(N: number, K: number, dtype: "f32" | "f16" | "bf16", bias: boolean): LinearWeights {
+  const w = randn(N * K, 0.5);
+  const weight = dtype === "f32" ? w : Uint16Array.from(w, dtype === "f16" ? f32ToF16 : f32ToBf16);
+  return { kind: "dense", inFeatures: K, outFeatures: N, weight, dtype, bias: bias ? randn(N) : undefined };
+}
+
+function gptq(N: number, K: number, gs = 128): GptqWeights {
+  const G = Math.ceil(K / gs);
+  return {
+    kind: "gptq", inFeatures: K, outFeatures: N, bits: 4, groupSize: gs,
+    qweight: Int32Array.from({ length: Math.ceil(K / 8) * N }, () => (rand() * 2 ** 32) | 0),
+    qzeros: Int32Array.from({ length: G * Math.ceil(N / 8) }, () => (rand() * 2 ** 32) | 0),
+    scales: Uint16Array.from({ length: G * N }, () => f32ToF16(0.002 + rand() * 0.02)),
+    gIdx: Int32Array.from({ length: K }, (_, i) => Math.floor(i / gs)),
+    bias: randn(N),
+  };
+}
+
+/** erfc in f64: Maclaurin series of erf for |x| < 2.5, Lentz continued fraction beyond. */
+function erfc(x: number): number {
+  const ax = Math.abs(x);
+  let r: number;
+  if (ax < 2.5) {
+    let term = ax, sum = ax;
+    for (let n = 1; n < 80; n++) {
+      term *= (-ax * ax) / n;
+      sum += term / (2 * n + 1);
+    }
+    r = 1 - (2 / Math.sqrt(Math.PI)) * sum;
+  } else {
+    // erfc(x) = e^(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …))))
+    let f = 0;
+    for (let n = 200; n >= 1; n--) f = n / 2 / (ax + f);
+    r = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
+  }
+  return x < 0 ? 2 - r : r;
+}
+
+describe("wasm kernels vs reference", function () {
+  this.timeout(20000);
+  const ref = new ReferenceBackend();
+  let one: WasmBackend, many: WasmBackend, fast: WasmBackend, tinyArenas: WasmBackend;
+  before(() => {
+    one = new WasmBackend({ threads: 1 });
+    many = new WasmBackend({ threads: 3 }); // more threads than work units in places: uneven splits
+    fast = new WasmBackend({ threads: 2, precision: "fast" });
+    tinyArenas = new WasmBackend({ threads: 2, arenaBytes: 16 * 1024 });
+  });
+  after(() => {
+    for (const b of [one, many, fast, tinyArenas]) b.dispose();
+  });
+
+  /** Run `op` on the oracle and on 1 and 3 threads: close to the oracle, identical to each other. */
+  function check(op: (b: Backend) => Tensor, tol = 1e-5): void {
+    const want = op(ref);
+    const a = op(one);
+    expectClose(a, want, tol);
+    expectSame(op(many), a);
+  }
+
+  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 5], [7, 130, 13], [1, 4097, 9], [130, 33, 17], [6, 300, 64]];
+  for (const dtype of ["f32", "f16", "bf16"] as const) {
+    for (const [M, K, N] of shapes) {
+      it(`matmul ${dtype} M=${M} K=${K} N=${N}`, () => {
+        const w = dense(N, K, dtype, (M + N) % 2 === 0);
+        const x = tensor([M, K]);
+        const lr = ref.linear(w), l1 = one.linear(w), l3 = many.linear(w);
+        const want = ref.matmul(x, lr);
+        const got = one.matmul(x, l1);
+        expectClose(got, want);
+        expectSame(many.matmul(x, l3), got);
+      });
+    }
+  }
+
+  it("matmul keeps leading dims: [2, 3, K] → [2, 3, N]", () => {
+    const w = dense(5, 7, "f32", true);
+    expect(one.matmul(tensor([2, 3, 7]), one.linear(w)).shape).to.deep.equal([2, 3, 5]);
+  });
+
+  for (const [M, K, N, gs] of [[1, 128, 8, 128], [3, 256, 24, 128], [7, 384, 40, 64], [130, 256, 16, 128], [1, 4096, 8, 128], [5, 64, 8, 32]]) {
+    it(`matmul gptq-int4 M=${M} K=${K} N=${N} group ${gs} (f32 and fast)`, () => {
+      const w = gptq(N, K, gs);
+      const x = tensor([M, K]);
+      const want = ref.matmul(x, ref.linear(w));
+      const got = one.matmul(x, one.linear(w));
+      expectClose(got, want);
+      expectSame(many.matmul(x, many.linear(w)), got);
+      const f = fast.matmul(x, fast.linear(w));
+      const err = relL2(f.data, want.data);
+      expect(err).to.be.below(5e-5);
+    });
+  }
+
+  it("gptq: K not a multiple of the group size is an error", () => {
+    expect(() => one.linear(gptq(8, 200, 128))).to.throw(/not a multiple of groupSize/);
+  });
+  it("gptq: act-order g_idx is an error", () => {
+    const w = gptq(8, 256, 128);
+    w.gIdx[0] = 1;
+    expect(() => one.linear(w)).to.throw(/g_idx/);
+  });
+
+  it("weights spread over several arenas give identical results", () => {
+    const ws = [dense(40, 300, "f32", true), dense(24, 260, "f16", false), gptq(64, 512)];
+    const x = [tensor([5, 300]), tensor([5, 260]), tensor([5, 512])];
+    const ls = ws.map((w) => tinyArenas.linear(w));
+    expect(tinyArenas.arenaCount).to.be.greaterThan(2);
+    ws.forEach((w, i) => expectSame(tinyArenas.matmul(x[i], ls[i]), one.matmul(x[i], one.linear(w))));
+  });
+
+  for (const [R, C] of [[1, 1], [3, 7], [130, 4097]]) {
+    it(`layerNorm / rmsNorm ${R}×${C}`, () => {
+      const x = tensor([R, C], 3);
+      const w = randn(C), b = randn(C);
+      check((be) => be.layerNorm(x, w, b, 1e-6));
+      check((be) => be.rmsNorm(x, w, 1e-6));
+    });
+    it(`add / add broadcast / scaleRows ${R}×${C}`, () => {
+      const a = tensor([R, C]), b = tensor([R, C]), row = tensor([C]);
+      check((be) => be.add(a, b));
+      check((be) => be.add(a, row));
+      const s = randn(R);
+      check((be) => be.scaleRows(a, s));
+    });
+    it(`gelu / swiglu ${R}×${C}`, () => {
+      const a = tensor([R, C], 12), b = tensor([R, C], 12);
+      check((be) => be.gelu(a));
+      check((be) => be.swiglu(a, b));
+    });
+  }
+
+  it("gelu is accurate per element, also for tiny negative outputs", () => {
+    // x·½·erfc(−x/√2) in f64. The oracle's 1 + erf(x/√2) cancels for x < −5, so this test has its own.
+    const xs = Float32Array.from({ length: 2001 }, (_, i) => -10 + i / 100);
+    const got = one.gelu(new Tensor([xs.length], xs)).data;
+    for (let i = 0; i < xs.length; i++) {
+      const want = 0.5 * xs[i] * erfc(-xs[i] / Math.SQRT2);
+      expect(Math.abs(got[i] - want), `gelu(${xs[i]})`).to.be.at.most(1e-5 * Math.abs(want));
+    }
+  });
+
+  for (const [T, H, D] of [[1, 1, 2], [3, 2, 14], [7, 3, 130], [130, 2, 128]]) {
+    it(`rope T=${T} H=${H} D=${D}`, () => {
+      const x = tensor([T, H, D]);
+      const cos = randn(T * D), sin = randn(T * D);
+      check((be) => be.rope(x, cos, sin));
+    });
+  }
+
+  const attn: [string, number, number, number, number, boolean, number][] = [
+    ["causal prefill", 7, 7, 3, 13, true, 0],
+    ["causal decode with cache", 1, 130, 2, 128, true, 129],
+    ["causal chunk with cache", 3, 10, 2, 8, true, 7],
+    ["bidirectional (ViT)", 130, 130, 2, 104, false, 0],
+    ["cross (resampler)", 7, 33, 3, 5, false, 0],
+    ["single key", 1, 1, 1, 1, true, 0],
+  ];
+  for (const [name, Tq, Tk, H, D, causal, off] of attn) {
+    it(`attention ${name}: Tq=${Tq} Tk=${Tk} H=${H} D=${D}`, () => {
+      const q = tensor([Tq, H, D], 2), k = tensor([Tk, H, D], 2), v = tensor([Tk, H, D]);
+      check((be) => be.attention(q, k, v, { scale: 1 / Math.sqrt(D), causal, queryOffset: off }));
+    });
+  }
+
+  it("shape errors name the op", () => {
+    const l = one.linear(dense(4, 8, "f32", false));
+    expect(() => one.matmul(tensor([2, 7]), l)).to.throw(/matmul/);
+    expect(() => one.add(tensor([2, 3]), tensor([2, 2]))).to.throw(/add/);
+    expect(() => one.rope(tensor([2, 3]), new Float32Array(6), new Float32Array(6))).to.throw(/rope/);
+  });
+
+  it("the plain SIMD128 build agrees with the relaxed one", () => {
+    const plain = new WasmBackend({ threads: 1, simd: "simd128" });
+    try {
+      const w = dense(17, 130, "f32", true);
+      const x = tensor([5, 130]);
+      expectClose(plain.matmul(x, plain.linear(w)), ref.matmul(x, ref.linear(w)));
+      const a = tensor([3, 130], 8);
+      expectClose(plain.gelu(a), ref.gelu(a));
+    } finally {
+      plain.dispose();
+    }
+  });
+});
