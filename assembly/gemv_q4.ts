@@ -19,8 +19,8 @@
 //   yields four i16x8 vectors  w_j = [q(k_j), q(k_j+4)] per column, j = 0..3: 6 ops for 32 weights.
 //   dot_i16x8_s(w_j, A_j) with A_j = [a_j, a_j+4] repeated for the 4 columns sums each adjacent
 //   i16 pair into the column's i32 lane: the accumulator lanes are the 4 columns, nothing to fold.
-//   So the activations are stored, per octet, as A_0..A_3 (64 bytes; 4× the int16 size, prepared
-//   once per row and read from L1/L2).
+//   The activations are stored, per octet, as the four i16 pairs (a_j, a_j+4) — 16 bytes, the
+//   plain int16 size — and A_j is one v128.load32_splat (a broadcasting load) of pair j.
 //
 // Arithmetic per group (exact in i32): Σ_k a_k (q_k − z′) = Σ_k a_k q_k − z′ Σ_k a_k.
 //   |a| ≤ 32767, q ≤ 15, gs ≤ 256: |Σ a q| ≤ 256·32767·15 < 2^27, z′·Σa ≤ 16·256·32767 < 2^27.
@@ -34,7 +34,8 @@ export const Q4_REC_EXTRA: usize = 32;
 
 /**
  * Quantise rows of x [M, K] to int16 per (row, group):
- *   act [M][K/8][A_0..A_3] (64 bytes per octet), scaleA [M][G] f32, rowSum [M][G] i32 (Σ q).
+ *   act [M][K/8][4 pairs (a_j, a_j+4) of i16] (16 bytes per octet), scaleA [M][G] f32,
+ *   rowSum [M][G] i32 (Σ q).
  * O(M·K), done by one thread before the threaded product.
  */
 export function q4_quantize_rows(x: usize, M: i32, K: i32, gs: i32, act: usize, scaleA: usize, rowSum: usize): void {
@@ -47,16 +48,15 @@ export function q4_quantize_rows(x: usize, M: i32, K: i32, gs: i32, act: usize, 
       const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
       store<f32>(scaleA + ((<usize>m * G + g) << 2), amax / <f32>32767);
       let sum: i32 = 0;
-      let out = act + ((<usize>m * K + <usize>g * gs) << 3);
+      let out = act + ((<usize>m * K + <usize>g * gs) << 1);
       for (let o = 0; o < gs >> 3; o++) {
         for (let j = 0; j < 8; j++) {
           const q = <i32>nearest(load<f32>(xg + (<usize>(o * 8 + j) << 2)) * inv);
           sum += q;
-          // k_j goes to vector A_(j mod 4), i16 lane parity j / 4, in all four 32-bit lanes.
-          const at = out + (<usize>(j & 3) << 4) + (<usize>(j >> 2) << 1);
-          for (let c = 0; c < 4; c++) store<i16>(at + (<usize>c << 2), <i16>q);
+          // k_j goes to pair j mod 4, first or second half by j / 4.
+          store<i16>(out + (<usize>(j & 3) << 2) + (<usize>(j >> 2) << 1), <i16>q);
         }
-        out += 64;
+        out += 16;
       }
       store<i32>(rowSum + ((<usize>m * G + g) << 2), sum);
     }
@@ -70,11 +70,11 @@ export function q4_quantize_rows(x: usize, M: i32, K: i32, gs: i32, act: usize, 
   return f32x4.add(y, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(sw, v128.load32_splat(sa))));
 }
 
-/** acc += Σ_j dot(w_j, A_j) for one octet; w_j are the unpacked nibbles, a the row's A_0. */
+/** acc += Σ_j dot(w_j, A_j) for one octet; w_j are the unpacked nibbles, a the octet's pairs. */
 // @ts-ignore: decorator
 @inline function dot4(acc: v128, w0: v128, w1: v128, w2: v128, w3: v128, a: usize): v128 {
-  const s01 = i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(a)), i32x4.dot_i16x8_s(w1, v128.load(a, 16)));
-  const s23 = i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(a, 32)), i32x4.dot_i16x8_s(w3, v128.load(a, 48)));
+  const s01 = i32x4.add(i32x4.dot_i16x8_s(w0, v128.load32_splat(a)), i32x4.dot_i16x8_s(w1, v128.load32_splat(a, 4)));
+  const s23 = i32x4.add(i32x4.dot_i16x8_s(w2, v128.load32_splat(a, 8)), i32x4.dot_i16x8_s(w3, v128.load32_splat(a, 12)));
   return i32x4.add(acc, i32x4.add(s01, s23));
 }
 
@@ -82,7 +82,7 @@ export function q4_quantize_rows(x: usize, M: i32, K: i32, gs: i32, act: usize, 
  * y[M, ldc] = x · W + bias for column quads [cq0, cq1) (this thread's share).
  *   act/scaleA/rowSum from q4_quantize_rows; w: records; bias f32 [Np]; c: output.
  *   Rows go four at a time (the unpacked weights are reused for 4 rows), then one at a time.
- *   mb: rows per block — the block's activations (mb·K·8 bytes) stay in L2 while the thread's
+ *   mb: rows per block — the block's activations (mb·K·2 bytes) stay in L2 while the thread's
  *   column strips stream past; each strip (one quad, all groups: K·2 + 32·G bytes) is reused from
  *   L1 by the row tiles of the block.
  */
@@ -94,7 +94,7 @@ export function gemm_q4_i16(
   const nOct = gs >> 3;
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const mask = v128.load(C_NIB_MASK); // 0x000F in every i16 lane
-  const actRow: usize = <usize>K << 3; // bytes of act per row
+  const actRow: usize = <usize>K << 1; // bytes of act per row
   const gstep: usize = <usize>G << 2; // bytes between rows of scaleA / rowSum
   const ldcB: usize = <usize>ldc << 2;
   for (let m0 = 0; m0 < M; m0 += mb) {
@@ -119,7 +119,7 @@ export function gemm_q4_i16(
             s1 = dot4(s1, w0, w1, w2, w3, a + actRow);
             s2 = dot4(s2, w0, w1, w2, w3, a + 2 * actRow);
             s3 = dot4(s3, w0, w1, w2, w3, a + 3 * actRow);
-            a += 64;
+            a += 16;
           }
           const sw = v128.load(r + (<usize>gs << 1));
           const zp = v128.load(r + (<usize>gs << 1), 16);
@@ -144,7 +144,7 @@ export function gemm_q4_i16(
           for (let o = 0; o < nOct; o++) {
             const v = v128.load(r + (<usize>o << 4));
             s = dot4(s, v128.and(v, mask), v128.and(i16x8.shr_u(v, 4), mask), v128.and(i16x8.shr_u(v, 8), mask), i16x8.shr_u(v, 12), a);
-            a += 64;
+            a += 16;
           }
           const ga: usize = (<usize>m * G + g) << 2;
           y = finish(y, s, v128.load(r + (<usize>gs << 1), 16), v128.load(r + (<usize>gs << 1)), rowSum + ga, scaleA + ga);
@@ -152,6 +152,51 @@ export function gemm_q4_i16(
         v128.store(c + <usize>m * ldcB + (<usize>cq << 4), y);
       }
     }
+  }
+}
+
+/**
+ * Decode GEMV (one row) on the int path: like the one-row tail of gemm_q4_i16, but two column
+ * quads per step so that every broadcast activation load feeds 8 dot products instead of 4.
+ * [cq0, cq1) must hold an even number of quads (N % 8 == 0, split in pairs).
+ */
+export function gemv_q4_i16(act: usize, scaleA: usize, rowSum: usize, K: i32, gs: i32, w: usize, bias: usize, c: usize, cq0: i32, cq1: i32, tid: i32): void {
+  const G = K / gs;
+  const nOct = gs >> 3;
+  const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
+  const mask = v128.load(C_NIB_MASK);
+  const stripB: usize = <usize>G * rec;
+  for (let cq = cq0; cq < cq1; cq += 2) {
+    const strip = w + <usize>cq * stripB;
+    let y = v128.load(bias + (<usize>cq << 4)), z = v128.load(bias + (<usize>cq << 4), 16);
+    let a = act;
+    for (let g = 0; g < G; g++) {
+      const r = strip + <usize>g * rec;
+      const r2 = r + stripB;
+      let s = i32x4.splat(0), t = s;
+      for (let o = 0; o < nOct; o++) {
+        const v = v128.load(r + (<usize>o << 4));
+        const u = v128.load(r2 + (<usize>o << 4));
+        let x = v128.load32_splat(a);
+        s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(v, mask), x));
+        t = i32x4.add(t, i32x4.dot_i16x8_s(v128.and(u, mask), x));
+        x = v128.load32_splat(a, 4);
+        s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), mask), x));
+        t = i32x4.add(t, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(u, 4), mask), x));
+        x = v128.load32_splat(a, 8);
+        s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), mask), x));
+        t = i32x4.add(t, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(u, 8), mask), x));
+        x = v128.load32_splat(a, 12);
+        s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x));
+        t = i32x4.add(t, i32x4.dot_i16x8_s(i16x8.shr_u(u, 12), x));
+        a += 16;
+      }
+      const ga: usize = <usize>g << 2;
+      y = finish(y, s, v128.load(r + (<usize>gs << 1), 16), v128.load(r + (<usize>gs << 1)), rowSum + ga, scaleA + ga);
+      z = finish(z, t, v128.load(r2 + (<usize>gs << 1), 16), v128.load(r2 + (<usize>gs << 1)), rowSum + ga, scaleA + ga);
+    }
+    v128.store(c + (<usize>cq << 4), y);
+    v128.store(c + (<usize>cq << 4), z, 16);
   }
 }
 

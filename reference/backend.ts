@@ -4,8 +4,9 @@
 // run on it must reproduce the PyTorch goldens. Sums are accumulated in JavaScript numbers (f64) and
 // rounded to f32 once per output, so its own rounding error is far below any kernel's.
 import { Tensor } from "../src/ops/backend.js";
-import type { AttentionOptions, Backend, GptqWeights, Linear, LinearWeights } from "../src/ops/backend.js";
-import { bf16ToF32, f16ToF32 } from "./half.js";
+import type { AttentionOptions, Backend, Linear, LinearWeights } from "../src/ops/backend.js";
+import { bf16ArrayToF32, f16ArrayToF32 } from "../src/io/fp16.js";
+import { dequantizeGptq } from "../src/io/gptq.js";
 
 /** A linear layer as the oracle keeps it: W as f32 [out, in], bias f32 [out] or none. */
 interface ReferenceLinear extends Linear {
@@ -13,33 +14,9 @@ interface ReferenceLinear extends Linear {
   readonly bias?: Float32Array;
 }
 
-/**
- * GPTQ dequantisation, AutoGPTQ convention (note the +1 on the stored zero), W returned [out, in]:
- *   q[i,o] = (qweight[i/8, o] >> (4*(i%8))) & 15
- *   z[g,o] = (qzeros[g, o/8] >> (4*(o%8))) & 15
- *   W[i,o] = scales[g_idx[i], o] * (q[i,o] - (z[g_idx[i], o] + 1))
- */
-export function dequantizeGptqReference(w: GptqWeights): Float32Array {
-  const { inFeatures: K, outFeatures: N } = w;
-  const out = new Float32Array(N * K);
-  for (let i = 0; i < K; i++) {
-    const g = w.gIdx[i];
-    for (let o = 0; o < N; o++) {
-      const q = (w.qweight[(i >> 3) * N + o] >>> (4 * (i & 7))) & 15;
-      const z = (w.qzeros[g * (N >> 3) + (o >> 3)] >>> (4 * (o & 7))) & 15;
-      const s = f16ToF32(w.scales[g * N + o]);
-      out[o * K + i] = s * (q - (z + 1));
-    }
-  }
-  return out;
-}
-
 function denseToF32(w: LinearWeights & { kind: "dense" }): Float32Array {
   if (w.weight instanceof Float32Array) return w.weight;
-  const conv = w.dtype === "bf16" ? bf16ToF32 : f16ToF32;
-  const out = new Float32Array(w.weight.length);
-  for (let i = 0; i < out.length; i++) out[i] = conv(w.weight[i]);
-  return out;
+  return w.dtype === "bf16" ? bf16ArrayToF32(w.weight) : f16ArrayToF32(w.weight);
 }
 
 function sameShape(a: Tensor, b: Tensor, op: string): void {
@@ -87,7 +64,7 @@ export class ReferenceBackend implements Backend {
   readonly name = "reference";
 
   linear(w: LinearWeights): Linear {
-    const weight = w.kind === "gptq" ? dequantizeGptqReference(w) : denseToF32(w);
+    const weight = w.kind === "gptq" ? dequantizeGptq(w) : denseToF32(w);
     if (weight.length !== w.inFeatures * w.outFeatures) {
       throw new Error(`linear: weight has ${weight.length} values, expected ${w.outFeatures}×${w.inFeatures}`);
     }

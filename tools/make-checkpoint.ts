@@ -3,7 +3,8 @@
 //   npx node dist/tools/make-checkpoint.js --config tiny|full|path/to/config.json --out DIR
 //       [--seed N] [--dtype int4|f16|bf16] [--shard-size BYTES]
 //
-// Presets: tiny (tiny-a's config), full (the published config.json), in tools/configs/.
+// Presets: tiny (tiny-a's config), full (the published config.json), in tools/configs/. For a
+// preset in int4 without --shard-size, tensors go to the same shard files as in the original.
 //
 // int4 reproduces Qwen-VL-Chat-Int4 (LLM linears GPTQ: qweight/qzeros/scales/g_idx/bias, all
 // else fp16); f16/bf16 reproduce the float Qwen-VL-Chat layout (`.weight`, and `.bias` where

@@ -26,7 +26,7 @@ export interface WasmBackendOptions {
 
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
-  "gemm", "gemm_q4_i16", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows", "scale_rows", "gelu",
+  "gemm", "gemm_q4_i16", "gemv_q4_i16", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows", "scale_rows", "gelu",
   "swiglu", "rope", "attention", "peak_f32_t", "peak_dot_i16_t", "stream_read_t",
 ];
 
@@ -136,10 +136,14 @@ export class WasmBackend implements Backend {
     let c: number;
     if (w.kind === "q4" && this.precision === "fast") {
       const gs = w.groupSize, G = K / gs;
-      const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 8, M * G * 4, M * G * 4, M * np * 4]);
+      const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 2, M * G * 4, M * G * 4, M * np * 4]);
       a.f32(xp, M * K).set(x.data);
       a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs);
-      this.pool.run(a, "gemm_q4_i16", [act, sa, rs, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
+      if (M === 1 && process.env.GEMV2) {
+        this.pool.run(a, "gemv_q4_i16", [act, sa, rs, K, gs, w.weight, w.bias, cp], N / 4, 2, parallel);
+      } else {
+        this.pool.run(a, "gemm_q4_i16", [act, sa, rs, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
+      }
       c = cp;
     } else if (w.kind === "q4" && M === 1) {
       // Decode in f32: the exact GEMV needs Σx per group (f64 sums, rounded once).

@@ -1,0 +1,136 @@
+// End-to-end benchmark on a checkpoint (meant for a full-size synthetic one written by
+// tools/make-checkpoint): load time, seconds per image through the vision tower (with the
+// GFLOP/s that implies), prefill tokens/s for a prompt of --prompt-tokens with one image,
+// decode tokens/s, KV-cache bytes per token and peak RSS.
+//
+//   npx node dist/bench/e2e.js --checkpoint DIR [--image FILE] [--prompt-tokens 300]
+//        [--decode-tokens 16] [--backend wasm] [--threads N] [--json FILE]
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { QwenVL } from "../src/model/qwen-vl.js";
+import { KvCache } from "../src/model/qwen.js";
+import { QwenTokenizer } from "../src/tokenizer/tokenizer.js";
+import { makeContext } from "../src/tokenizer/chat.js";
+import { fromListFormat } from "../src/tokenizer/list-format.js";
+import { remapImageIds } from "../src/tokenizer/image-spans.js";
+import { createBackend, disposeBackend } from "../src/ops/select.js";
+import { argmax } from "../src/generate/sampling.js";
+import type { ModelConfig } from "../src/config.js";
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const peakRssGiB = (): number => process.resourceUsage().maxRSS / 2 ** 20; // maxRSS is in KiB
+
+/** Multiply-adds ×2 of one image through visual.py's VisionTransformer.forward. */
+export function visionFlops(c: ModelConfig): number {
+  const v = c.visual;
+  const W = v.width;
+  const E = v.outputDim;
+  const P = (v.imageSize / v.patchSize) ** 2; // 1024 patches
+  const Q = 256; // resampler queries (visual.py: n_queries)
+  const patchK = 3 * v.patchSize * v.patchSize;
+  let macs = P * patchK * W; // conv1 as a GEMM
+  const block = P * W * 3 * W + 2 * P * P * W + P * W * W + 2 * P * W * v.mlpWidth;
+  macs += v.layers * block;
+  macs += P * W * E; // kv_proj
+  macs += Q * E * E + 2 * P * E * E; // in_proj for q (256 rows) and k, v (1024 rows)
+  macs += 2 * Q * P * E + Q * E * E; // attention and out_proj
+  macs += Q * E * E; // proj
+  return 2 * macs;
+}
+
+/** FLOPs of a prefill of T tokens (logits for the last row only). */
+export function prefillFlops(c: ModelConfig, T: number): number {
+  const l = c.llm;
+  const C = l.hiddenSize;
+  const A = l.numHeads * l.kvChannels;
+  const F = l.intermediateSize / 2; // QWenMLP: ff_dim_in = intermediate_size // 2
+  const perToken = C * 3 * A + A * C + 2 * C * F + F * C;
+  const attn = 2 * A * (T * (T + 1)) / 2; // q·k and p·v over the causal triangle
+  return 2 * (l.numLayers * (T * perToken + attn) + C * l.vocabSize);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      checkpoint: { type: "string" },
+      image: { type: "string", default: "test/fixtures/images/demo.jpeg" },
+      "prompt-tokens": { type: "string", default: "300" },
+      "decode-tokens": { type: "string", default: "16" },
+      backend: { type: "string", default: "wasm" },
+      threads: { type: "string" },
+      json: { type: "string" },
+    },
+  });
+  if (!values.checkpoint) throw new Error("e2e: --checkpoint DIR is required");
+  const promptTokens = Number(values["prompt-tokens"]);
+  const decodeTokens = Number(values["decode-tokens"]);
+  const backend = await createBackend({ name: values.backend!, threads: values.threads ? Number(values.threads) : undefined });
+  const out: Record<string, number | string> = { backend: backend.name, node_version: process.version };
+  try {
+    let t = performance.now();
+    const model = await QwenVL.load(values.checkpoint, { backend });
+    out.load_s = (performance.now() - t) / 1000;
+    out.rss_after_load_gib = process.memoryUsage().rss / 2 ** 30;
+    console.log(`load: ${out.load_s.toFixed(1)} s, RSS ${out.rss_after_load_gib.toFixed(2)} GiB (${backend.name})`);
+
+    // Vision: seconds per image (decode + resize + tower), median of 3.
+    const bytes = new Uint8Array(fs.readFileSync(values.image!));
+    const visionTimes: number[] = [];
+    let embeds = await model.encodeImage(bytes, values.image);
+    for (let i = 0; i < 2; i++) {
+      t = performance.now();
+      embeds = await model.encodeImage(bytes, values.image);
+      visionTimes.push((performance.now() - t) / 1000);
+    }
+    out.vision_s_per_image = median(visionTimes);
+    out.vision_gflops = visionFlops(model.config) / out.vision_s_per_image / 1e9;
+    console.log(`vision: ${out.vision_s_per_image.toFixed(2)} s/image, ${out.vision_gflops.toFixed(1)} GFLOP/s (${(visionFlops(model.config) / 1e12).toFixed(2)} TFLOP/image)`);
+
+    // A ChatML prompt with one image, padded with text to the requested length.
+    const tokenizer = QwenTokenizer.load();
+    let words = 8;
+    let ids: number[] = [];
+    for (;;) {
+      const text = "Describe the picture in detail, please. ".repeat(words);
+      const query = fromListFormat([{ image: path.basename(values.image!) }, { text }]);
+      ids = makeContext(tokenizer, query, {}).contextTokens;
+      if (ids.length >= promptTokens) break;
+      words += 1;
+    }
+    ids = remapImageIds(ids, tokenizer.imgStartId, model.imageStartId, { vocabSize: model.vocabSize });
+    const cache = model.newCache(ids.length + decodeTokens + 1);
+    t = performance.now();
+    const logits = model.prefill(ids, cache, { imageEmbeds: [embeds] });
+    const prefillS = (performance.now() - t) / 1000;
+    out.prompt_tokens = ids.length;
+    out.prefill_tok_s = ids.length / prefillS;
+    out.prefill_gflops = prefillFlops(model.config, ids.length) / prefillS / 1e9;
+    console.log(`prefill: ${ids.length} tokens in ${prefillS.toFixed(2)} s = ${out.prefill_tok_s.toFixed(1)} tok/s (${out.prefill_gflops.toFixed(1)} GFLOP/s)`);
+
+    // Decode: greedy steps with the KV cache; median step time.
+    let next = argmax(logits.data);
+    const steps: number[] = [];
+    for (let i = 0; i < decodeTokens; i++) {
+      t = performance.now();
+      next = argmax(model.decodeStep(next, cache));
+      steps.push((performance.now() - t) / 1000);
+    }
+    out.decode_tok_s = 1 / median(steps);
+    out.kv_bytes_per_token = KvCache.bytesPerToken(model.config.llm);
+    out.peak_rss_gib = peakRssGiB();
+    console.log(`decode: ${out.decode_tok_s.toFixed(2)} tok/s (median of ${decodeTokens} steps)`);
+    console.log(`KV cache: ${(out.kv_bytes_per_token / 2 ** 20).toFixed(3)} MiB/token; peak RSS ${out.peak_rss_gib.toFixed(2)} GiB`);
+    if (values.json) fs.writeFileSync(values.json, JSON.stringify(out, null, 2) + "\n");
+  } finally {
+    await disposeBackend(backend);
+  }
+}
+
+main().catch((e: Error) => {
+  console.error(`e2e: ${e.message}`);
+  process.exit(1);
+});
