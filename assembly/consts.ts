@@ -26,7 +26,8 @@ export const C_F16_INF: usize = CONST_BASE + 480; // 0x7C00 << 13: half inf/NaN 
 export const C_F32_INF: usize = CONST_BASE + 496; // 0x7F800000
 export const C_NEG_HALF: usize = CONST_BASE + 512;
 export const C_I32_15: usize = CONST_BASE + 528; // 15 in every i32 lane
-export const CONST_END: usize = CONST_BASE + 544;
+export const C_ZERO8: usize = CONST_BASE + 544; // 8 f32 zeros: the "bias" of bias-free tiles
+export const CONST_END: usize = CONST_BASE + 576;
 
 function splatF(at: usize, v: f32): void {
   v128.store(at, f32x4.splat(v));
@@ -75,4 +76,6 @@ export function init_consts(): void {
   splatI(C_F16_INF, 0x7c00 << 13);
   splatI(C_F32_INF, 0x7f800000);
   splatI(C_I32_15, 15);
+  splatI(C_ZERO8, 0);
+  splatI(C_ZERO8 + 16, 0);
 }

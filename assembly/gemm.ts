@@ -29,7 +29,7 @@ import { Q4_REC_EXTRA } from "./gemv_q4";
 
 /** C[4 rows, 8 cols] (+)= A[4 rows, kc] · panel[kc, 8]. Row r of A at a + r·lda; C rows ldc apart. */
 // @ts-ignore: decorator
-@inline function tile4x8(a: usize, lda: usize, b: usize, kc: i32, c: usize, ldc: usize, init: usize): void {
+@inline export function tile4x8(a: usize, lda: usize, b: usize, kc: i32, c: usize, ldc: usize, init: usize): void {
   // `init` is the bias (first K block) or C itself (later blocks): one code path for both.
   const a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda;
   const i0 = init, i1 = init + ldc, i2 = init + 2 * ldc, i3 = init + 3 * ldc;
@@ -64,7 +64,7 @@ import { Q4_REC_EXTRA } from "./gemv_q4";
 
 /** C[1 row, 8 cols] (+)= A[1, kc] · panel[kc, 8]; used for M tails and decode (M = 1). */
 // @ts-ignore: decorator
-@inline function tile1x8(a: usize, b: usize, kc: i32, c: usize, init: usize): void {
+@inline export function tile1x8(a: usize, b: usize, kc: i32, c: usize, init: usize): void {
   let c0 = v128.load(init), c1 = v128.load(init, 16);
   let off: usize = 0;
   const end: usize = <usize>kc << 2;

@@ -156,51 +156,6 @@ export function gemm_q4_i16(
 }
 
 /**
- * Decode GEMV (one row) on the int path: like the one-row tail of gemm_q4_i16, but two column
- * quads per step so that every broadcast activation load feeds 8 dot products instead of 4.
- * [cq0, cq1) must hold an even number of quads (N % 8 == 0, split in pairs).
- */
-export function gemv_q4_i16(act: usize, scaleA: usize, rowSum: usize, K: i32, gs: i32, w: usize, bias: usize, c: usize, cq0: i32, cq1: i32, tid: i32): void {
-  const G = K / gs;
-  const nOct = gs >> 3;
-  const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
-  const mask = v128.load(C_NIB_MASK);
-  const stripB: usize = <usize>G * rec;
-  for (let cq = cq0; cq < cq1; cq += 2) {
-    const strip = w + <usize>cq * stripB;
-    let y = v128.load(bias + (<usize>cq << 4)), z = v128.load(bias + (<usize>cq << 4), 16);
-    let a = act;
-    for (let g = 0; g < G; g++) {
-      const r = strip + <usize>g * rec;
-      const r2 = r + stripB;
-      let s = i32x4.splat(0), t = s;
-      for (let o = 0; o < nOct; o++) {
-        const v = v128.load(r + (<usize>o << 4));
-        const u = v128.load(r2 + (<usize>o << 4));
-        let x = v128.load32_splat(a);
-        s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(v, mask), x));
-        t = i32x4.add(t, i32x4.dot_i16x8_s(v128.and(u, mask), x));
-        x = v128.load32_splat(a, 4);
-        s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), mask), x));
-        t = i32x4.add(t, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(u, 4), mask), x));
-        x = v128.load32_splat(a, 8);
-        s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), mask), x));
-        t = i32x4.add(t, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(u, 8), mask), x));
-        x = v128.load32_splat(a, 12);
-        s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x));
-        t = i32x4.add(t, i32x4.dot_i16x8_s(i16x8.shr_u(u, 12), x));
-        a += 16;
-      }
-      const ga: usize = <usize>g << 2;
-      y = finish(y, s, v128.load(r + (<usize>gs << 1), 16), v128.load(r + (<usize>gs << 1)), rowSum + ga, scaleA + ga);
-      z = finish(z, t, v128.load(r2 + (<usize>gs << 1), 16), v128.load(r2 + (<usize>gs << 1)), rowSum + ga, scaleA + ga);
-    }
-    v128.store(c + (<usize>cq << 4), y);
-    v128.store(c + (<usize>cq << 4), z, 16);
-  }
-}
-
-/**
  * Exact f32 GEMV on the same records: y[n] = bias[n] + Σ_g s[g,n]·(Σ_k x_k q_kn − z′[g,n]·Σ_k x_k).
  * Lanes = 4 columns; for each k, (v >> 4j) & 15 is that k's nibble in every column, converted to
  * f32 and multiplied by the broadcast x_k. xsum: Σ_k x_k per group, f32 [G].

@@ -89,12 +89,17 @@ function peaks(b: WasmBackend, suffix: string): { f32: number; dot: number; mem:
 }
 
 // ---------------------------------------------------------------- kernels
+/**
+ * Seconds per call of the bare kernel (input staged once, output left in wasm memory). The op
+ * through matmul() adds a copy in and an output allocation; on this VM first-touch page faults of
+ * a fresh 20 MB Float32Array alone cost 2–150 ms (docs/kernels.md), which would swamp the kernel.
+ */
 function gemmDense(b: WasmBackend, dtype: "f32" | "f16", M: number, K: number, N: number): number {
   const w32 = randn(N * K);
   const weight = dtype === "f32" ? w32 : Uint16Array.from(w32, f32ToF16);
   const lin = b.linear({ kind: "dense", inFeatures: K, outFeatures: N, weight, dtype, bias: randn(N) });
   const x = new Tensor([M, K], randn(M * K));
-  return time(() => b.matmul(x, lin));
+  return time(b.matmulKernel(x, lin));
 }
 
 function main(): void {
@@ -110,8 +115,12 @@ function main(): void {
   const flop = 2 * M * K * N;
   const t2 = gemmDense(b, "f32", M, K, N);
   const t1 = gemmDense(b1, "f32", M, K, N);
+  const xo = new Tensor([M, K], randn(M * K));
+  const lo = b.linear({ kind: "dense", inFeatures: K, outFeatures: N, weight: randn(N * K), dtype: "f32" });
+  const to = time(() => b.matmul(xo, lo));
   report({ key: "gemm_f32_gflops", what: `f32 GEMM ${M}×${K}×${N}`, value: flop / t2 / 1e9, unit: "GFLOP/s", limit: lim.f32, limitName: "simd_peak" });
   report({ key: "gemm_f32_gflops_1t", what: "same, 1 thread", value: flop / t1 / 1e9, unit: "GFLOP/s", limit: lim1.f32, limitName: "simd_peak_1t" });
+  report({ key: "matmul_op_f32_gflops", what: "same through matmul(): + copy in, fresh output", value: flop / to / 1e9, unit: "GFLOP/s", limit: lim.f32, limitName: "simd_peak" });
   report({ key: "thread_scaling", what: "f32 GEMM time 1 thread / 2 threads", value: t1 / t2, unit: "x" });
   const th = gemmDense(b, "f16", M, K, N);
   report({ key: "gemm_f16w_gflops", what: "fp16-weight GEMM, same shape", value: flop / th / 1e9, unit: "GFLOP/s", limit: lim.f32, limitName: "simd_peak" });
@@ -123,15 +132,28 @@ function main(): void {
   for (const [be, tag] of [[bf, ""], [b, "_f32"]] as const) {
     const lin = be.linear(w);
     const x1 = new Tensor([1, gk], randn(gk));
-    const tv = time(() => be.matmul(x1, lin), 30);
+    const tv = time(be.matmulKernel(x1, lin), 30);
     const peak = tag === "" ? lim.dot : lim.f32;
     report({ key: `gemv_q4_gbps${tag}`, what: `GPTQ GEMV ${gk}→${gn} (${tag ? "f32" : "int16×int4"})`, value: bytes / tv / 1e9, unit: "GB/s", limit: lim.mem, limitName: "mem_read" });
     report({ key: `gemv_q4_gflops${tag}`, what: "same, arithmetic", value: (2 * gk * gn) / tv / 1e9, unit: "GFLOP/s", limit: peak, limitName: tag ? "simd_peak" : "dot_i16_peak" });
     const Mq = QUICK ? 32 : 300;
     const xq = new Tensor([Mq, gk], randn(Mq * gk));
-    const tq = time(() => be.matmul(xq, lin));
+    const tq = time(be.matmulKernel(xq, lin));
     report({ key: `gemm_q4_gflops${tag}`, what: `GPTQ GEMM ${Mq}×${gk}×${gn}`, value: (2 * Mq * gk * gn) / tq / 1e9, unit: "GFLOP/s", limit: peak, limitName: tag ? "simd_peak" : "dot_i16_peak" });
   }
+
+  // Other ops at ViT-bigG shapes (informational: wrapper copies included).
+  const [T, H, D] = QUICK ? [256, 16, 104] : [1024, 16, 104];
+  const q = new Tensor([T, H, D], randn(T * H * D)), k = new Tensor([T, H, D], randn(T * H * D));
+  const ta = time(() => b.attention(q, k, k, { scale: 1 / Math.sqrt(D), causal: false }));
+  report({ key: "attention_vit_gflops", what: `attention ${T}×${H}×${D}, bidirectional`, value: (4 * T * T * H * D) / ta / 1e9, unit: "GFLOP/s", limit: lim.f32, limitName: "simd_peak" });
+  const xg = new Tensor([T, 8192], randn(T * 8192));
+  const tg = time(() => b.gelu(xg));
+  report({ key: "gelu_gelems", what: `gelu ${T}×8192 (erf-exact)`, value: (T * 8192) / tg / 1e9, unit: "Gelem/s" });
+  const xl = new Tensor([T, 1664], randn(T * 1664));
+  const lw = randn(1664);
+  const tl = time(() => b.layerNorm(xl, lw, lw, 1e-6));
+  report({ key: "layernorm_gbps", what: `layerNorm ${T}×1664, bytes in+out`, value: (8 * T * 1664) / tl / 1e9, unit: "GB/s", limit: lim.mem, limitName: "mem_read" });
 
   // Table (stdout).
   console.log("\n| key | what | achieved | limit (same run) | % |");

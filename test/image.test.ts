@@ -148,6 +148,18 @@ describe("image: format sniffing, EXIF, errors", function () {
     const gif = fixture("images-extra/pal.gif");
     expect((await rejects(loadImage(gif.subarray(0, 200), { name: "cut.gif" }))).message).to.match(/cut\.gif: GIF truncated/);
   });
+  it("keeps decoding JPEGs exactly after many libjpeg failures", async () => {
+    // libjpeg's fatal errors leave mozjpeg through exit(), which does not restore the WASM stack; a
+    // reused instance broke ("memory access out of bounds") after about 35 such failures.
+    const good = fixture("images-extra/progressive.jpg");
+    const bad = good.slice();
+    bad[237] = 0x4f; // first SOS: Huffman table selectors DC 4 / AC 15, which do not exist
+    for (let i = 0; i < 60; i++) {
+      expect((await rejects(loadImage(bad, { name: "sel.jpg" }))).message).to.match(/sel\.jpg: corrupt or unsupported JPEG \(Huffman table 0x04 was not defined\)/);
+    }
+    const g = golden("images-extra/progressive.jpg.msgpack");
+    expect(maxDiff((await loadImage(good)).rgb, g.tensors.rgb.data)).to.equal(0);
+  });
   it("resizeBicubicPIL validates its arguments", () => {
     expect(() => resizeBicubicPIL(new Uint8Array(5), 2, 2, 4, 4)).to.throw(/expected 2x2x3/);
     expect(() => resizeBicubicPIL(new Uint8Array(12), 2, 2, 0, 4)).to.throw(/outW must be a positive integer/);

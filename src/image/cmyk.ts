@@ -13,6 +13,7 @@
 //   - colour conversion (jdcolor.c: `ycc_rgb_convert`, `ycck_cmyk_convert`, fixed point SCALEBITS 16).
 // A 4-component frame is CMYK unless an Adobe APP14 marker says transform 2 (YCCK) — jdapimin.c
 // `default_decompress_parms`.
+import { checkImageSize } from "./limits.js";
 
 export interface JpegPlanes {
   width: number;
@@ -156,6 +157,7 @@ export function decodeJpegExact(b: Uint8Array, name = "image"): JpegPlanes {
       if (seg[0] !== 8) fail(`unsupported JPEG sample precision ${seg[0]} bits (only 8)`);
       height = (seg[1] << 8) | seg[2]; width = (seg[3] << 8) | seg[4];
       if (width === 0 || height === 0) fail(`JPEG has empty size ${width}x${height}`);
+      checkImageSize(width, height, name);
       const nc = seg[5];
       if (nc !== 1 && nc !== 3 && nc !== 4) fail(`unsupported JPEG component count ${nc}`);
       comps = [];

@@ -79,19 +79,28 @@ let jsquash: Promise<JsquashDecode> | undefined;
 let libjpegMessages: string[] = [];
 const moduleOptions = { print: (s: string) => libjpegMessages.push(s), printErr: (s: string) => libjpegMessages.push(s) };
 
-/** Load mozjpeg's WASM once. Under Node the .wasm file is read from the package (emscripten's own
- * loader only fetches over HTTP there); browsers let the module locate it next to its JS. */
+let wasmModule: Promise<object> | undefined;
+
+/**
+ * Instantiate mozjpeg. Under Node the .wasm file is read from the package and compiled once
+ * (emscripten's own loader only fetches over HTTP there); browsers let the module locate it next
+ * to its JS. A fresh instance is made after every failed decode: libjpeg leaves through exit(),
+ * which unwinds past the C stack without restoring it, and a reused instance was seen to hang on a
+ * later file.
+ */
 async function loadJsquash(): Promise<JsquashDecode> {
   const mod = await import("@jsquash/jpeg/decode.js");
   const g = globalThis as { process?: { versions?: { node?: string } } };
   if (g.process?.versions?.node) {
-    const { readFile } = await import("node:fs/promises");
-    const { fileURLToPath } = await import("node:url");
-    const url = import.meta.resolve("@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm");
-    // The WebAssembly global exists in every runtime that runs this; lib "ES2023" does not declare it.
-    const WA = (globalThis as unknown as { WebAssembly: { compile(b: Uint8Array): Promise<object> } }).WebAssembly;
-    const wasm = await WA.compile(await readFile(fileURLToPath(url)));
-    await (mod.init as unknown as (m: object, o: object) => Promise<void>)(wasm, moduleOptions);
+    wasmModule ??= (async () => {
+      const { readFile } = await import("node:fs/promises");
+      const { fileURLToPath } = await import("node:url");
+      const url = import.meta.resolve("@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm");
+      // The WebAssembly global exists in every runtime that runs this; lib "ES2023" does not declare it.
+      const WA = (globalThis as unknown as { WebAssembly: { compile(b: Uint8Array): Promise<object> } }).WebAssembly;
+      return WA.compile(await readFile(fileURLToPath(url)));
+    })();
+    await (mod.init as unknown as (m: object, o: object) => Promise<void>)(await wasmModule, moduleOptions);
   } else {
     await (mod.init as unknown as (o: object) => Promise<void>)(moduleOptions);
   }
@@ -114,7 +123,8 @@ export async function decodeJpeg(b: Uint8Array, name = "image"): Promise<Decoded
     // preserveOrientation stays false: mozjpeg must not rotate (the reference does not).
     img = await decode(b.slice().buffer as ArrayBuffer);
   } catch (e) {
-    // libjpeg reports the reason through its message output, then exits; the module stays usable.
+    // libjpeg reports the reason through its message output, then exits; start afresh next time.
+    jsquash = undefined;
     const why = libjpegMessages.length ? libjpegMessages[libjpegMessages.length - 1] : (e as Error).message;
     throw new Error(`${name}: corrupt or unsupported JPEG (${why})`);
   }

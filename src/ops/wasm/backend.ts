@@ -26,8 +26,8 @@ export interface WasmBackendOptions {
 
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
-  "gemm", "gemm_q4_i16", "gemv_q4_i16", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows", "scale_rows", "gelu",
-  "swiglu", "rope", "attention", "peak_f32_t", "peak_dot_i16_t", "stream_read_t",
+  "gemm", "gemm_q4_i16", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows", "scale_rows", "gelu",
+  "swiglu", "rope", "attn_pack", "attention", "peak_f32_t", "peak_dot_i16_t", "stream_read_t",
 ];
 
 /** Blocking of the f32 GEMM (assembly/gemm.ts): KC·8·4 = 8 KiB panel block, MC·KC·4 ≤ 256 KiB of A. */
@@ -35,6 +35,8 @@ const KC = 256;
 const MC = 192;
 /** Rows per block of the int4 × int16 kernel (its activations, MB·K·4 bytes, stay in L2). */
 const MB_Q4 = 16;
+/** Query rows per attention work unit (assembly/attention.ts QB). */
+const ATTN_QB = 16;
 /** Below this many multiply-adds (or elements) an op runs on the calling thread only. */
 const PARALLEL_MIN_WORK = 1 << 15;
 
@@ -127,25 +129,42 @@ export class WasmBackend implements Backend {
     if (!(w instanceof WasmLinear)) throw new Error("matmul: the Linear was not made by this WasmBackend");
     const K = w.inFeatures, N = w.outFeatures;
     if (x.cols !== K) throw new Error(`matmul: x has last dim ${x.cols}, the linear expects ${K}`);
-    const M = x.rows;
+    const outShape = [...x.shape.slice(0, -1), N];
+    if (x.rows === 0) return Tensor.zeros(outShape);
+    const { run, c } = this.stageMatmul(x, w);
+    run();
+    const M = x.rows, np = paddedCols(N), a = w.arena;
+    const out = new Float32Array(M * N);
+    if (np === N) {
+      out.set(a.f32(c, M * N));
+    } else {
+      const src = a.f32(c, M * np);
+      for (let m = 0; m < M; m++) out.set(src.subarray(m * np, m * np + N), m * N);
+    }
+    return new Tensor(outShape, out);
+  }
+
+  /**
+   * Copy x into the weights' arena scratch and return the kernel run (which may be repeated: the
+   * benchmark times it alone) and where C [M, Np] will be.
+   */
+  private stageMatmul(x: Tensor, w: WasmLinear): { run: () => void; c: number } {
+    const K = w.inFeatures, N = w.outFeatures, M = x.rows;
     const np = paddedCols(N);
     const a = w.arena;
-    const outShape = [...x.shape.slice(0, -1), N];
-    if (M === 0) return Tensor.zeros(outShape);
     const parallel = M * K * N >= PARALLEL_MIN_WORK;
-    let c: number;
     if (w.kind === "q4" && this.precision === "fast") {
       const gs = w.groupSize, G = K / gs;
       const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 2, M * G * 4, M * G * 4, M * np * 4]);
       a.f32(xp, M * K).set(x.data);
-      a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs);
-      if (M === 1 && process.env.GEMV2) {
-        this.pool.run(a, "gemv_q4_i16", [act, sa, rs, K, gs, w.weight, w.bias, cp], N / 4, 2, parallel);
-      } else {
+      const run = (): void => {
+        a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs);
+        // Decode (M = 1) runs the kernel's one-row path; measured faster than a two-quad variant.
         this.pool.run(a, "gemm_q4_i16", [act, sa, rs, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
-      }
-      c = cp;
-    } else if (w.kind === "q4" && M === 1) {
+      };
+      return { run, c: cp };
+    }
+    if (w.kind === "q4" && M === 1) {
       // Decode in f32: the exact GEMV needs Σx per group (f64 sums, rounded once).
       const gs = w.groupSize, G = K / gs;
       const [xp, xs, cp] = a.scratch([K * 4, G * 4, np * 4]);
@@ -156,23 +175,23 @@ export class WasmBackend implements Backend {
         for (let k = g * gs; k < (g + 1) * gs; k++) s += x.data[k];
         sums[g] = s;
       }
-      this.pool.run(a, "gemv_q4_f32", [xp, xs, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
-      c = cp;
-    } else {
-      const kc = w.kind === "q4" ? w.groupSize : KC;
-      const [xp, cp, panels] = a.scratch([M * K * 4, M * np * 4, this.threads * kc * NR * 4]);
-      a.f32(xp, M * K).set(x.data);
-      this.pool.run(a, "gemm", [MODE[w.kind], xp, M, K, w.weight, w.bias, cp, np, kc, MC, panels], np / NR, 1, parallel);
-      c = cp;
+      const run = (): void => this.pool.run(a, "gemv_q4_f32", [xp, xs, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
+      return { run, c: cp };
     }
-    const out = new Float32Array(M * N);
-    if (np === N) {
-      out.set(a.f32(c, M * N));
-    } else {
-      const src = a.f32(c, M * np);
-      for (let m = 0; m < M; m++) out.set(src.subarray(m * np, m * np + N), m * N);
-    }
-    return new Tensor(outShape, out);
+    const kc = w.kind === "q4" ? w.groupSize : KC;
+    const [xp, cp, panels] = a.scratch([M * K * 4, M * np * 4, this.threads * kc * NR * 4]);
+    a.f32(xp, M * K).set(x.data);
+    const args = [MODE[w.kind], xp, M, K, w.weight, w.bias, cp, np, kc, MC, panels];
+    return { run: () => this.pool.run(a, "gemm", args, np / NR, 1, parallel), c: cp };
+  }
+
+  /**
+   * Benchmarks: stage x for `w` once and return the bare kernel run (no input copy, no output
+   * allocation), to separate kernel speed from the wrapper's copies. Valid until the next op.
+   */
+  matmulKernel(x: Tensor, w: Linear): () => void {
+    if (!(w instanceof WasmLinear) || x.cols !== w.inFeatures) throw new Error("matmulKernel: bad arguments");
+    return this.stageMatmul(x, w).run;
   }
 
   /** Stage tensors in arena 0 scratch, plus an output block of `outLen` floats. */
@@ -259,13 +278,20 @@ export class WasmBackend implements Backend {
     }
     const off = options.queryOffset ?? 0;
     if (!(off >= 0) || !Number.isInteger(off)) throw new Error(`attention: queryOffset ${off} is not a non-negative integer`);
+    // assembly/attention.ts: pack K, V per head into GEMM panels, then blocks of ATTN_QB query rows.
     const a = this.act;
-    const [qp, kp, vp, op, sp] = a.scratch([q.data.length * 4, k.data.length * 4, v.data.length * 4, q.data.length * 4, this.threads * Tk * 4]);
+    const tkp = Math.ceil(Tk / 8) * 8, dp = Math.ceil(D / 8) * 8;
+    const [qp, kp, vp, kpk, vpk, op, sp] = a.scratch([
+      q.data.length * 4, k.data.length * 4, v.data.length * 4, H * tkp * D * 4, H * dp * Tk * 4,
+      q.data.length * 4, this.threads * ATTN_QB * (tkp + dp + 1) * 4,
+    ]);
     a.f32(qp, q.data.length).set(q.data);
     a.f32(kp, k.data.length).set(k.data);
     a.f32(vp, v.data.length).set(v.data);
-    const work = Tq * Tk * H * D;
-    this.pool.run(a, "attention", [qp, kp, vp, op, Tq, Tk, H, D, options.scale, options.causal ? 1 : 0, off, sp], H * Tq, 1, work >= PARALLEL_MIN_WORK);
+    const parallel = Tq * Tk * H * D >= PARALLEL_MIN_WORK;
+    this.pool.run(a, "attn_pack", [kp, vp, kpk, vpk, Tk, H, D], H, 1, parallel);
+    const units = H * Math.ceil(Tq / ATTN_QB);
+    this.pool.run(a, "attention", [qp, kpk, vpk, op, Tq, Tk, H, D, options.scale, options.causal ? 1 : 0, off, sp], units, 1, parallel);
     return this.result(q.shape, op, q.data.length);
   }
 
