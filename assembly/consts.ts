@@ -27,7 +27,8 @@ export const C_F32_INF: usize = CONST_BASE + 496; // 0x7F800000
 export const C_NEG_HALF: usize = CONST_BASE + 512;
 export const C_I32_15: usize = CONST_BASE + 528; // 15 in every i32 lane
 export const C_ZERO8: usize = CONST_BASE + 544; // 8 f32 zeros: the "bias" of bias-free tiles
-export const CONST_END: usize = CONST_BASE + 576;
+export const C_INV_32768: usize = CONST_BASE + 576; // 2^-15: weight of the second int16 level
+export const CONST_END: usize = CONST_BASE + 592;
 
 function splatF(at: usize, v: f32): void {
   v128.store(at, f32x4.splat(v));
@@ -78,4 +79,5 @@ export function init_consts(): void {
   splatI(C_I32_15, 15);
   splatI(C_ZERO8, 0);
   splatI(C_ZERO8 + 16, 0);
+  splatF(C_INV_32768, 1.0 / 32768);
 }

@@ -125,22 +125,29 @@ function main(): void {
   const th = gemmDense(b, "f16", M, K, N);
   report({ key: "gemm_f16w_gflops", what: "fp16-weight GEMM, same shape", value: flop / th / 1e9, unit: "GFLOP/s", limit: lim.f32, limitName: "simd_peak" });
 
-  // GPTQ int4: decode GEMV and prefill GEMM, both precisions.
+  // GPTQ int4: decode GEMV and prefill GEMM. Unsuffixed keys: the defaults (decode: two int16
+  // levels, "i16x2"; prefill: exact dequantisation + f32 GEMM). _fast: precision "fast" (one int16
+  // level, opt-in). _f32conv: decode converting every nibble to f32 (decodeQ4: "f32").
   const [gk, gn] = [4096, 11008];
   const w = gptq(gk, gn);
   const bytes = w.qweight.byteLength + w.scales.byteLength + w.qzeros.byteLength;
-  for (const [be, tag] of [[bf, ""], [b, "_f32"]] as const) {
-    const lin = be.linear(w);
-    const x1 = new Tensor([1, gk], randn(gk));
-    const tv = time(be.matmulKernel(x1, lin), 30);
-    const peak = tag === "" ? lim.dot : lim.f32;
-    report({ key: `gemv_q4_gbps${tag}`, what: `GPTQ GEMV ${gk}→${gn} (${tag ? "f32" : "int16×int4"})`, value: bytes / tv / 1e9, unit: "GB/s", limit: lim.mem, limitName: "mem_read" });
-    report({ key: `gemv_q4_gflops${tag}`, what: "same, arithmetic", value: (2 * gk * gn) / tv / 1e9, unit: "GFLOP/s", limit: peak, limitName: tag ? "simd_peak" : "dot_i16_peak" });
-    const Mq = QUICK ? 32 : 300;
-    const xq = new Tensor([Mq, gk], randn(Mq * gk));
-    const tq = time(be.matmulKernel(xq, lin));
-    report({ key: `gemm_q4_gflops${tag}`, what: `GPTQ GEMM ${Mq}×${gk}×${gn}`, value: (2 * Mq * gk * gn) / tq / 1e9, unit: "GFLOP/s", limit: peak, limitName: tag ? "simd_peak" : "dot_i16_peak" });
+  const bc = new WasmBackend({ threads: THREADS, decodeQ4: "f32" });
+  const x1 = new Tensor([1, gk], randn(gk));
+  const gemv = (be: WasmBackend, tag: string, peak: number, peakName: string, how: string): void => {
+    const tv = time(be.matmulKernel(x1, be.linear(w)), 30);
+    report({ key: `gemv_q4_gbps${tag}`, what: `GPTQ GEMV ${gk}→${gn}, ${how}`, value: bytes / tv / 1e9, unit: "GB/s", limit: lim.mem, limitName: "mem_read" });
+    report({ key: `gemv_q4_gflops${tag}`, what: "same, 2·K·N flop per call", value: (2 * gk * gn) / tv / 1e9, unit: "GFLOP/s", limit: peak, limitName: peakName });
+  };
+  gemv(b, "", lim.dot, "dot_i16_peak", "x as 2 int16 levels (default)");
+  gemv(bf, "_fast", lim.dot, "dot_i16_peak", "x as 1 int16 level (fast)");
+  gemv(bc, "_f32conv", lim.f32, "simd_peak", "nibbles → f32, FMA");
+  const Mq = QUICK ? 32 : 300;
+  const xq = new Tensor([Mq, gk], randn(Mq * gk));
+  for (const [be, tag, peak, name, how] of [[b, "", lim.f32, "simd_peak", "dequantised f32 panels (default)"], [bf, "_fast", lim.dot, "dot_i16_peak", "int16 × int4 (fast)"]] as const) {
+    const tq = time(be.matmulKernel(xq, be.linear(w)));
+    report({ key: `gemm_q4_gflops${tag}`, what: `GPTQ GEMM ${Mq}×${gk}×${gn}, ${how}`, value: (2 * Mq * gk * gn) / tq / 1e9, unit: "GFLOP/s", limit: peak, limitName: name });
   }
+  bc.dispose();
 
   // Other ops at ViT-bigG shapes (informational: wrapper copies included).
   const [T, H, D] = QUICK ? [256, 16, 104] : [1024, 16, 104];

@@ -90,12 +90,13 @@ async function main(): Promise<void> {
     out.vision_gflops = visionFlops(model.config) / out.vision_s_per_image / 1e9;
     console.log(`vision: ${out.vision_s_per_image.toFixed(2)} s/image, ${out.vision_gflops.toFixed(1)} GFLOP/s (${(visionFlops(model.config) / 1e12).toFixed(2)} TFLOP/image)`);
 
-    // A ChatML prompt with one image, padded with text to the requested length.
+    // A ChatML prompt with one image, padded with text to the requested length (" cat" is one
+    // token, so the length is hit exactly).
     const tokenizer = QwenTokenizer.load();
-    let words = 8;
+    let words = 0;
     let ids: number[] = [];
     for (;;) {
-      const text = "Describe the picture in detail, please. ".repeat(words);
+      const text = "Describe the picture." + " cat".repeat(words);
       const query = fromListFormat([{ image: path.basename(values.image!) }, { text }]);
       ids = makeContext(tokenizer, query, {}).contextTokens;
       if (ids.length >= promptTokens) break;

@@ -84,15 +84,16 @@ function erfc(x: number): number {
 describe("wasm kernels vs reference", function () {
   this.timeout(20000);
   const ref = new ReferenceBackend();
-  let one: WasmBackend, many: WasmBackend, fast: WasmBackend, tinyArenas: WasmBackend;
+  let one: WasmBackend, many: WasmBackend, fast: WasmBackend, tinyArenas: WasmBackend, f32Decode: WasmBackend;
   before(() => {
     one = new WasmBackend({ threads: 1 });
     many = new WasmBackend({ threads: 3 }); // more threads than work units in places: uneven splits
     fast = new WasmBackend({ threads: 2, precision: "fast" });
     tinyArenas = new WasmBackend({ threads: 2, arenaBytes: 16 * 1024 });
+    f32Decode = new WasmBackend({ threads: 2, decodeQ4: "f32" });
   });
   after(() => {
-    for (const b of [one, many, fast, tinyArenas]) b.dispose();
+    for (const b of [one, many, fast, tinyArenas, f32Decode]) b.dispose();
   });
 
   /** Run `op` on the oracle and on 1 and 3 threads: close to the oracle, identical to each other. */
@@ -131,6 +132,7 @@ describe("wasm kernels vs reference", function () {
       const got = one.matmul(x, one.linear(w));
       expectClose(got, want);
       expectSame(many.matmul(x, many.linear(w)), got);
+      expectClose(f32Decode.matmul(x, f32Decode.linear(w)), want);
       const f = fast.matmul(x, fast.linear(w));
       const err = relL2(f.data, want.data);
       expect(err).to.be.below(5e-5);
@@ -195,6 +197,8 @@ describe("wasm kernels vs reference", function () {
 
   const attn: [string, number, number, number, number, boolean, number][] = [
     ["causal prefill", 7, 7, 3, 13, true, 0],
+    ["causal prefill, several query blocks", 40, 40, 2, 16, true, 0],
+    ["causal chunk after a cache, several blocks", 20, 50, 2, 24, true, 30],
     ["causal decode with cache", 1, 130, 2, 128, true, 129],
     ["causal chunk with cache", 3, 10, 2, 8, true, 7],
     ["bidirectional (ViT)", 130, 130, 2, 104, false, 0],

@@ -18,6 +18,11 @@ export interface WasmBackendOptions {
    * "fast": int16-quantised activations × int4 weights with i32x4.dot_i16x8_s (docs/kernels.md).
    */
   readonly precision?: "f32" | "fast";
+  /**
+   * Decode (M = 1) GPTQ kernel in "f32" precision: "i16x2" (default; x as two int16 levels, error
+   * below f32 rounding, int dot products) or "f32" (every nibble converted, f32 multiply-adds).
+   */
+  readonly decodeQ4?: "i16x2" | "f32";
   /** Kernel build: "auto" (relaxed SIMD when the engine has it), "relaxed" or "simd128". */
   readonly simd?: SimdFlavour | "auto";
   /** Weight bytes per arena (one WebAssembly.Memory) before the next is opened. Default 3 GiB. */
@@ -26,7 +31,7 @@ export interface WasmBackendOptions {
 
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
-  "gemm", "gemm_q4_i16", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows", "scale_rows", "gelu",
+  "gemm", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows", "scale_rows", "gelu",
   "swiglu", "rope", "attn_pack", "attention", "peak_f32_t", "peak_dot_i16_t", "stream_read_t",
 ];
 
@@ -60,6 +65,7 @@ export class WasmBackend implements Backend {
   readonly name: string;
   readonly threads: number;
   readonly precision: "f32" | "fast";
+  readonly decodeQ4: "i16x2" | "f32";
   readonly flavour: SimdFlavour;
   private readonly module: WebAssembly.Module;
   private readonly arenaBytes: number;
@@ -74,6 +80,10 @@ export class WasmBackend implements Backend {
     this.precision = options.precision ?? "f32";
     if (this.precision !== "f32" && this.precision !== "fast") {
       throw new Error(`WasmBackend: precision must be "f32" or "fast", got ${String(this.precision)}`);
+    }
+    this.decodeQ4 = options.decodeQ4 ?? "i16x2";
+    if (this.decodeQ4 !== "i16x2" && this.decodeQ4 !== "f32") {
+      throw new Error(`WasmBackend: decodeQ4 must be "i16x2" or "f32", got ${String(this.decodeQ4)}`);
     }
     this.arenaBytes = options.arenaBytes ?? 3 * 2 ** 30;
     const first = new Arena(0, this.module, this.arenaBytes);
@@ -158,14 +168,25 @@ export class WasmBackend implements Backend {
       const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 2, M * G * 4, M * G * 4, M * np * 4]);
       a.f32(xp, M * K).set(x.data);
       const run = (): void => {
-        a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs);
+        a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs, 0, 0);
         // Decode (M = 1) runs the kernel's one-row path; measured faster than a two-quad variant.
         this.pool.run(a, "gemm_q4_i16", [act, sa, rs, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
       };
       return { run, c: cp };
     }
+    if (w.kind === "q4" && M === 1 && this.decodeQ4 === "i16x2") {
+      // Decode: two int16 levels of x (error below f32 rounding), int4 × int16 dot products.
+      const gs = w.groupSize, G = K / gs;
+      const [xp, act, lo, sa, rs, rsl, cp] = a.scratch([K * 4, K * 2, K * 2, G * 4, G * 4, G * 4, np * 4]);
+      a.f32(xp, K).set(x.data);
+      const run = (): void => {
+        a.k.q4_quantize_rows(xp, 1, K, gs, act, sa, rs, lo, rsl);
+        this.pool.run(a, "gemv_q4_i16x2", [act, lo, sa, rs, rsl, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
+      };
+      return { run, c: cp };
+    }
     if (w.kind === "q4" && M === 1) {
-      // Decode in f32: the exact GEMV needs Σx per group (f64 sums, rounded once).
+      // Decode, f32 arithmetic: the GEMV needs Σx per group (f64 sums, rounded once).
       const gs = w.groupSize, G = K / gs;
       const [xp, xs, cp] = a.scratch([K * 4, G * 4, np * 4]);
       a.f32(xp, K).set(x.data);
