@@ -1,8 +1,11 @@
 // GPTQ int4 matmul kernels over repacked records:
-//   gemm_q4_i16 — int4 weights × int16 activations with i32x4.dot_i16x8_s ("fast" precision),
-//                 for decode (M = 1, a GEMV) and prefill (M > 1) alike;
-//   gemv_q4_f32 — the exact f32 GEMV for decode in "f32" precision (prefill in f32 goes through
-//                 gemm.ts mode 3, which dequantises panels for the register-tiled f32 kernel).
+//   gemm_q4_i16   — int4 weights × int16 activations with i32x4.dot_i16x8_s ("fast" precision),
+//                   for decode (M = 1, a GEMV) and prefill (M > 1) alike;
+//   gemv_q4_i16x2 — decode in the default "f32" precision: the same integer products on two int16
+//                   levels of the activations, accurate beyond f32 rounding;
+//   gemv_q4_f32   — decode with every nibble converted to f32 (option decodeQ4: "f32").
+//   Prefill in "f32" precision goes through gemm.ts mode 3, which dequantises panels for the
+//   register-tiled f32 kernel.
 //
 // Weight record layout (repacked once at linear() time by src/ops/wasm/pack.ts)
 //   Columns are taken four at a time ("column quad" cq = columns 4cq..4cq+3). For each quad and
@@ -23,11 +26,13 @@
 //   plain int16 size — and A_j is one v128.load32_splat (a broadcasting load) of pair j.
 //
 // Arithmetic per group (exact in i32): Σ_k a_k (q_k − z′) = Σ_k a_k q_k − z′ Σ_k a_k.
-//   |a| ≤ 32767, q ≤ 15, gs ≤ 256: |Σ a q| ≤ 256·32767·15 < 2^27, z′·Σa ≤ 16·256·32767 < 2^27.
+//   |a| ≤ 32767, q ≤ 15: |Σ a q| ≤ gs·32767·15, z′·|Σa| ≤ 16·gs·32767, and the one-row paths keep
+//   nibble 1 unshifted (16·q) in its own accumulator: ≤ 16·(gs/4)·32767·15. All < 2^31 for
+//   gs ≤ 1024; the wrapper sends larger groups to the f32 kernels.
 //   Then y += f32(that) · (scale_w · scale_a); the only approximation is rounding x to int16 per
 //   (row, group) with scale_a = max|x|/32767 — its error is measured in docs/kernels.md.
 import { madd } from "./simd";
-import { C_NIB_MASK, C_I32_15, C_INV_32768 } from "./consts";
+import { C_NIB_MASK, C_NIB_MASK_1, C_I32_15, C_INV_32768 } from "./consts";
 
 /** Bytes after the qweight words in a record: scales f32x4 + z′ i32x4. */
 export const Q4_REC_EXTRA: usize = 32;
@@ -91,6 +96,13 @@ export function q4_quantize_rows(
   return i32x4.add(acc, i32x4.add(s01, s23));
 }
 
+/** acc += dot(w0, A_0) + dot(w2, A_2) + dot(w3, A_3) (nibble 1 handled by the caller). */
+// @ts-ignore: decorator
+@inline function dot3(acc: v128, w0: v128, w2: v128, w3: v128, a: usize): v128 {
+  const s02 = i32x4.add(i32x4.dot_i16x8_s(w0, v128.load32_splat(a)), i32x4.dot_i16x8_s(w2, v128.load32_splat(a, 8)));
+  return i32x4.add(acc, i32x4.add(s02, i32x4.dot_i16x8_s(w3, v128.load32_splat(a, 12))));
+}
+
 /**
  * y[M, ldc] = x · W + bias for column quads [cq0, cq1) (this thread's share).
  *   act/scaleA/rowSum from q4_quantize_rows; w: records; bias f32 [Np]; c: output.
@@ -107,6 +119,7 @@ export function gemm_q4_i16(
   const nOct = gs >> 3;
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const mask = v128.load(C_NIB_MASK); // 0x000F in every i16 lane
+  const mask16 = v128.load(C_NIB_MASK_1); // 0x00F0 in every i16 lane
   const actRow: usize = <usize>K << 1; // bytes of act per row
   const gstep: usize = <usize>G << 2; // bytes between rows of scaleA / rowSum
   const ldcB: usize = <usize>ldc << 2;
@@ -153,12 +166,16 @@ export function gemm_q4_i16(
         let a = act + <usize>m * actRow;
         for (let g = 0; g < G; g++) {
           const r = strip + <usize>g * rec;
-          let s = i32x4.splat(0);
+          let s = i32x4.splat(0), s16 = s;
           for (let o = 0; o < nOct; o++) {
             const v = v128.load(r + (<usize>o << 4));
-            s = dot4(s, v128.and(v, mask), v128.and(i16x8.shr_u(v, 4), mask), v128.and(i16x8.shr_u(v, 8), mask), i16x8.shr_u(v, 12), a);
+            s = dot3(s, v128.and(v, mask), v128.and(i16x8.shr_u(v, 8), mask), i16x8.shr_u(v, 12), a);
+            // Nibble 1 is masked in place (16·q), saving the shift; its sum is 16× and exact.
+            // (Doing the same for nibble 2, folded every 8 octets, measured within noise.)
+            s16 = i32x4.add(s16, i32x4.dot_i16x8_s(v128.and(v, mask16), v128.load32_splat(a, 4)));
             a += 16;
           }
+          s = i32x4.add(s, i32x4.shr_s(s16, 4));
           const ga: usize = (<usize>m * G + g) << 2;
           y = finish(y, s, v128.load(r + (<usize>gs << 1), 16), v128.load(r + (<usize>gs << 1)), rowSum + ga, scaleA + ga);
         }
@@ -184,6 +201,7 @@ export function gemv_q4_i16x2(
   const nOct = gs >> 3;
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const mask = v128.load(C_NIB_MASK);
+  const mask16 = v128.load(C_NIB_MASK_1);
   const inv32768 = v128.load(C_INV_32768);
   for (let cq = cq0; cq < cq1; cq++) {
     const strip = w + <usize>cq * G * rec;
@@ -191,18 +209,22 @@ export function gemv_q4_i16x2(
     let a: usize = act, b: usize = actLo;
     for (let g = 0; g < G; g++) {
       const r = strip + <usize>g * rec;
-      let s = i32x4.splat(0), t = s;
+      let s = i32x4.splat(0), t = s, s16 = s, t16 = s;
       for (let o = 0; o < nOct; o++) {
         const v = v128.load(r + (<usize>o << 4));
         const w0 = v128.and(v, mask);
-        const w1 = v128.and(i16x8.shr_u(v, 4), mask);
+        const w1x16 = v128.and(v, mask16); // nibble 1 in place: 16·q (see gemm_q4_i16's one-row path)
         const w2 = v128.and(i16x8.shr_u(v, 8), mask);
         const w3 = i16x8.shr_u(v, 12);
-        s = dot4(s, w0, w1, w2, w3, a);
-        t = dot4(t, w0, w1, w2, w3, b);
+        s = dot3(s, w0, w2, w3, a);
+        t = dot3(t, w0, w2, w3, b);
+        s16 = i32x4.add(s16, i32x4.dot_i16x8_s(w1x16, v128.load32_splat(a, 4)));
+        t16 = i32x4.add(t16, i32x4.dot_i16x8_s(w1x16, v128.load32_splat(b, 4)));
         a += 16;
         b += 16;
       }
+      s = i32x4.add(s, i32x4.shr_s(s16, 4));
+      t = i32x4.add(t, i32x4.shr_s(t16, 4));
       const zp = v128.load(r + (<usize>gs << 1), 16);
       const ga: usize = <usize>g << 2;
       const hi = f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.mul(zp, v128.load32_splat(rowSum + ga))));

@@ -1,6 +1,7 @@
 // Machine-limit probes for the benchmark (bench/bench.ts): register-only arithmetic loops and a
 // streaming read. They share the kernels' build (same SIMD flavour, same engine) so that "achieved
 // vs limit" compares like with like. Operands come in as parameters (never constants; see consts.ts).
+import { madd } from "./simd";
 
 /**
  * f32 multiply-add peak: 12 independent accumulator chains (latency 4 × 2 pipes needs ≥ 8),
@@ -63,4 +64,3 @@ export function stream_read_t(p: usize, bytes: usize, out: usize, u0: i32, u1: i
   store<i32>(out + (<usize>tid << 2), stream_read(p + <usize>tid * bytes, bytes, 0, 0, 0));
 }
 
-import { madd } from "./simd";

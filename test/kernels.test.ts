@@ -124,7 +124,7 @@ describe("wasm kernels vs reference", function () {
     expect(one.matmul(tensor([2, 3, 7]), one.linear(w)).shape).to.deep.equal([2, 3, 5]);
   });
 
-  for (const [M, K, N, gs] of [[1, 128, 8, 128], [3, 256, 24, 128], [7, 384, 40, 64], [130, 256, 16, 128], [1, 4096, 8, 128], [5, 64, 8, 32]]) {
+  for (const [M, K, N, gs] of [[1, 128, 8, 128], [3, 256, 24, 128], [7, 384, 40, 64], [130, 256, 16, 128], [1, 4096, 8, 128], [5, 64, 8, 32], [1, 2048, 8, 2048]]) {
     it(`matmul gptq-int4 M=${M} K=${K} N=${N} group ${gs} (f32 and fast)`, () => {
       const w = gptq(N, K, gs);
       const x = tensor([M, K]);

@@ -3,7 +3,7 @@
 // the thread pool (strides and splits decided here), copy the result out.
 import { availableParallelism } from "node:os";
 import {
-  Tensor, type AttentionOptions, type Backend, type GptqWeights, type Linear, type LinearWeights,
+  Tensor, type AttentionOptions, type Backend, type Linear, type LinearWeights,
 } from "../backend.js";
 import { Arena } from "./arena.js";
 import { loadKernels, type SimdFlavour } from "./module.js";
@@ -14,8 +14,9 @@ export interface WasmBackendOptions {
   /** Threads including the caller's. Default os.availableParallelism(). */
   readonly threads?: number;
   /**
-   * GPTQ arithmetic. "f32" (default): weights dequantised exactly to f32, f32 products.
-   * "fast": int16-quantised activations × int4 weights with i32x4.dot_i16x8_s (docs/kernels.md).
+   * GPTQ arithmetic. "f32" (default): f32-accurate (prefill: exact dequantisation, f32 products;
+   * decode: see decodeQ4). "fast" (opt-in): activations rounded to one int16 level per group ×
+   * int4 weights with i32x4.dot_i16x8_s — rel L2 up to ~1e-4 with outlier activations.
    */
   readonly precision?: "f32" | "fast";
   /**
@@ -31,14 +32,15 @@ export interface WasmBackendOptions {
 
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
-  "gemm", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows", "scale_rows", "gelu",
-  "swiglu", "rope", "attn_pack", "attention", "peak_f32_t", "peak_dot_i16_t", "stream_read_t",
+  "gemm", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows",
+  "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "peak_f32_t", "peak_dot_i16_t",
+  "stream_read_t",
 ];
 
 /** Blocking of the f32 GEMM (assembly/gemm.ts): KC·8·4 = 8 KiB panel block, MC·KC·4 ≤ 256 KiB of A. */
 const KC = 256;
 const MC = 192;
-/** Rows per block of the int4 × int16 kernel (its activations, MB·K·4 bytes, stay in L2). */
+/** Rows per block of the int4 × int16 kernel (its activations, MB·K·2 bytes, stay in L2). */
 const MB_Q4 = 16;
 /** Query rows per attention work unit (assembly/attention.ts QB). */
 const ATTN_QB = 16;
@@ -163,7 +165,9 @@ export class WasmBackend implements Backend {
     const np = paddedCols(N);
     const a = w.arena;
     const parallel = M * K * N >= PARALLEL_MIN_WORK;
-    if (w.kind === "q4" && this.precision === "fast") {
+    // The integer kernels are exact in i32 up to groups of 1024 rows (assembly/gemv_q4.ts).
+    const intOk = w.kind === "q4" && w.groupSize <= 1024;
+    if (intOk && this.precision === "fast") {
       const gs = w.groupSize, G = K / gs;
       const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 2, M * G * 4, M * G * 4, M * np * 4]);
       a.f32(xp, M * K).set(x.data);
@@ -174,7 +178,7 @@ export class WasmBackend implements Backend {
       };
       return { run, c: cp };
     }
-    if (w.kind === "q4" && M === 1 && this.decodeQ4 === "i16x2") {
+    if (intOk && M === 1 && this.decodeQ4 === "i16x2") {
       // Decode: two int16 levels of x (error below f32 rounding), int4 × int16 dot products.
       const gs = w.groupSize, G = K / gs;
       const [xp, act, lo, sa, rs, rsl, cp] = a.scratch([K * 4, K * 2, K * 2, G * 4, G * 4, G * 4, np * 4]);
@@ -316,10 +320,7 @@ export class WasmBackend implements Backend {
     return this.result(q.shape, op, q.data.length);
   }
 
-  /**
-   * Run a pool kernel on arena 0 (benchmarks: the machine-limit probes of assembly/peak.ts).
-   * Returns arena 0 for reading results.
-   */
+  /** Run a pool kernel on arena 0 (benchmarks: the machine-limit probes of assembly/peak.ts). */
   runKernel(fn: string, args: readonly number[], units: number): void {
     this.pool.run(this.act, fn, args, units, 1, true);
   }

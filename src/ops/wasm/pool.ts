@@ -18,6 +18,8 @@ const GEN = 0, PENDING = 1, FN = 2, ARENA = 3, NARGS = 4, UNITS = 5, CMD = 6, AL
 export const CTL_INTS = 16;
 export const MAX_ARGS = 32;
 export const CMD_RUN = 0, CMD_ARENA = 1, CMD_EXIT = 2;
+/** Worker start-up (loading Node, instantiating the kernels) takes ~50 ms; allow for a busy machine. */
+const STARTUP_TIMEOUT_MS = 30_000;
 
 /** Thread t's share of `units` work units, in chunks of `align` units. */
 export function split(units: number, threads: number, t: number, align: number): [number, number] {
@@ -59,9 +61,19 @@ export class ThreadPool {
       this.ports.push(port1);
     }
     // Wait (blocking) until every worker has instantiated the kernels: ops are synchronous.
+    // A worker that fails to start reports through ERROR (worker.ts); one that never starts at all
+    // is caught by the deadline rather than hanging the process.
     const want = this.threads - 1;
+    const deadline = Date.now() + STARTUP_TIMEOUT_MS;
     for (let ready = Atomics.load(this.ctl, READY); ready < want; ready = Atomics.load(this.ctl, READY)) {
-      Atomics.wait(this.ctl, READY, ready, 10_000);
+      if (this.ctl[ERROR] !== 0 || Date.now() > deadline) {
+        for (const w of this.workers) void w.terminate();
+        throw new Error(
+          `kernels: ${want - ready} of ${want} worker threads did not start` +
+            (this.ctl[ERROR] !== 0 ? " (see stderr)" : ` within ${STARTUP_TIMEOUT_MS / 1000} s`),
+        );
+      }
+      Atomics.wait(this.ctl, READY, ready, 100);
     }
   }
 

@@ -16,7 +16,16 @@ interface Init {
 const init = workerData as Init;
 const ctl = new Int32Array(init.control, 0, CTL_INTS);
 const argv = new Float64Array(init.control, CTL_INTS * 4, MAX_ARGS);
-const instances: KernelExports[] = [instantiate(init.module, init.memory)];
+let first: KernelExports;
+try {
+  first = instantiate(init.module, init.memory);
+} catch (e) {
+  console.error(`kernel worker ${init.tid}: cannot instantiate the kernels:`, e);
+  Atomics.store(ctl, CTL.ERROR, 1);
+  Atomics.notify(ctl, CTL.READY);
+  throw e;
+}
+const instances: KernelExports[] = [first];
 init.port.unref();
 
 Atomics.add(ctl, CTL.READY, 1);
