@@ -28,10 +28,13 @@ try {
 const instances: KernelExports[] = [first];
 init.port.unref();
 
+// Read the generation BEFORE announcing readiness: the caller may post its first job the moment
+// READY is complete, and a generation read after that would already include the job and wait
+// past it forever.
+let gen = Atomics.load(ctl, CTL.GEN);
 Atomics.add(ctl, CTL.READY, 1);
 Atomics.notify(ctl, CTL.READY);
 
-let gen = Atomics.load(ctl, CTL.GEN);
 for (;;) {
   Atomics.wait(ctl, CTL.GEN, gen);
   gen = Atomics.load(ctl, CTL.GEN);
