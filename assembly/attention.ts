@@ -17,7 +17,7 @@
 // so outputs are bit-identical for any thread count.
 // Scratch per thread (tid): S [QB][Tkp], O [QB][Dp], row sums [QB] (f32), at
 // scratch + tid·QB·(Tkp + Dp + 1)·4.
-import { hsum, exp4 } from "./simd";
+import { hsum, exp4, madd } from "./simd";
 import { tile4x8, tile1x8 } from "./gemm";
 import { C_ZERO8 } from "./consts";
 
@@ -115,6 +115,90 @@ export function attention(
       const orow = out + <usize>(t0 + r) * qRow + ((<usize>h * D) << 2);
       const ob = O + <usize>r * ldO;
       for (let d = 0; d < D; d++) store<f32>(orow + (<usize>d << 2), load<f32>(ob + (<usize>d << 2)) * inv);
+    }
+  }
+}
+
+/**
+ * One query row (decode, Tq = 1) straight on k/v [Tk, H, D], no repacking: for a single row the
+ * GEMM form above costs a full transpose of K and V per call, more than the products. Per head:
+ *   s_j = scale · q_h·k_j (4-lane partial sums over d, then hsum), softmax over the n visible keys
+ *   as above, out_h = (Σ_j p_j v_j) / Σ_j p_j with the accumulators over d held in registers,
+ *   16 columns at a time. Needs D % 4 = 0 (the wrapper falls back to the GEMM form otherwise).
+ * Units = heads; a head's result does not depend on the thread, so any thread count gives the
+ * same bits. Scratch per thread: Tk f32 scores at scratch + tid·Tk·4.
+ */
+export function attn_decode(
+  q: usize, k: usize, v: usize, out: usize, Tk: i32, H: i32, D: i32, scale: f32, n: i32,
+  scratch: usize, h0: i32, h1: i32, tid: i32,
+): void {
+  const S = scratch + ((<usize>tid * Tk) << 2);
+  const rowB: usize = (<usize>H * D) << 2;
+  const dB: usize = <usize>D << 2;
+  for (let h = h0; h < h1; h++) {
+    const qh = q + ((<usize>h * D) << 2);
+    const kh = k + ((<usize>h * D) << 2);
+    const vh = v + ((<usize>h * D) << 2);
+    // 1. scores
+    let mx: f32 = -Infinity;
+    for (let j = 0; j < n; j++) {
+      const kj = kh + <usize>j * rowB;
+      let a0 = f32x4.splat(0), a1 = a0;
+      let d: usize = 0;
+      for (; d + 32 <= dB; d += 32) {
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + d), v128.load(kj + d)));
+        a1 = f32x4.add(a1, f32x4.mul(v128.load(qh + d, 16), v128.load(kj + d, 16)));
+      }
+      if (d < dB) a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + d), v128.load(kj + d)));
+      const x = hsum(f32x4.add(a0, a1)) * scale;
+      store<f32>(S + (<usize>j << 2), x);
+      mx = max(mx, x);
+    }
+    // 2. softmax numerators in place and their sum
+    const mv = f32x4.splat(mx);
+    let acc = f32x4.splat(0);
+    let j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const o: usize = <usize>j << 2;
+      const e = exp4(f32x4.sub(v128.load(S + o), mv));
+      v128.store(S + o, e);
+      acc = f32x4.add(acc, e);
+    }
+    let sum = hsum(acc);
+    for (; j < n; j++) {
+      const o: usize = <usize>j << 2;
+      const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(S + o) - mx)), 0);
+      store<f32>(S + o, e);
+      sum += e;
+    }
+    const inv = f32x4.splat(<f32>1 / sum);
+    // 3. out_h = Σ_j p_j v_j / sum, 16 columns (4 accumulators) at a time, then 4 at a time
+    const oh = out + ((<usize>h * D) << 2);
+    let d: usize = 0;
+    for (; d + 64 <= dB; d += 64) {
+      let o0 = f32x4.splat(0), o1 = o0, o2 = o0, o3 = o0;
+      let vj = vh + d;
+      for (let t = 0; t < n; t++) {
+        const p = v128.load32_splat(S + (<usize>t << 2));
+        o0 = madd(p, v128.load(vj), o0);
+        o1 = madd(p, v128.load(vj, 16), o1);
+        o2 = madd(p, v128.load(vj, 32), o2);
+        o3 = madd(p, v128.load(vj, 48), o3);
+        vj += rowB;
+      }
+      v128.store(oh + d, f32x4.mul(o0, inv));
+      v128.store(oh + d, f32x4.mul(o1, inv), 16);
+      v128.store(oh + d, f32x4.mul(o2, inv), 32);
+      v128.store(oh + d, f32x4.mul(o3, inv), 48);
+    }
+    for (; d < dB; d += 16) {
+      let o0 = f32x4.splat(0);
+      let vj = vh + d;
+      for (let t = 0; t < n; t++) {
+        o0 = madd(v128.load32_splat(S + (<usize>t << 2)), v128.load(vj), o0);
+        vj += rowB;
+      }
+      v128.store(oh + d, f32x4.mul(o0, inv));
     }
   }
 }

@@ -29,7 +29,8 @@ export const C_I32_15: usize = CONST_BASE + 528; // 15 in every i32 lane
 export const C_ZERO8: usize = CONST_BASE + 544; // 8 f32 zeros: the "bias" of bias-free tiles
 export const C_INV_32768: usize = CONST_BASE + 576; // 2^-15: weight of the second int16 level
 export const C_NIB_MASK_1: usize = CONST_BASE + 592; // 0x00F0 in every i16 lane (nibble 1 in place)
-export const CONST_END: usize = CONST_BASE + 608;
+export const C_F16_KEEP: usize = CONST_BASE + 608; // 0x8FFFFFFF: sign + f32 exponent bits 0..4 + mantissa
+export const CONST_END: usize = CONST_BASE + 624;
 
 function splatF(at: usize, v: f32): void {
   v128.store(at, f32x4.splat(v));
@@ -82,4 +83,5 @@ export function init_consts(): void {
   splatI(C_ZERO8 + 16, 0);
   splatF(C_INV_32768, 1.0 / 32768);
   splatI(C_NIB_MASK_1, 0x00f000f0);
+  splatI(C_F16_KEEP, 0x8fffffff);
 }

@@ -3,9 +3,10 @@
 // half-open range of work units given to this thread and its index (for per-thread scratch).
 export { init_consts } from "./consts";
 export { gemm } from "./gemm";
+export { gemv16 } from "./gemv16";
 export { q4_quantize_rows, gemm_q4_i16, gemv_q4_i16x2, gemv_q4_f32 } from "./gemv_q4";
 export { layer_norm, rms_norm } from "./norm";
 export { add, add_rows, scale_rows, gelu, swiglu } from "./elementwise";
 export { rope } from "./rope";
-export { attn_pack, attention } from "./attention";
+export { attn_pack, attention, attn_decode } from "./attention";
 export { peak_f32, peak_dot_i16, stream_read, peak_f32_t, peak_dot_i16_t, stream_read_t } from "./peak";

@@ -104,7 +104,7 @@ describe("wasm kernels vs reference", function () {
     expectSame(op(many), a);
   }
 
-  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 5], [7, 130, 13], [1, 4097, 9], [130, 33, 17], [6, 300, 64]];
+  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 5], [7, 130, 13], [1, 4097, 9], [130, 33, 17], [6, 300, 64], [1, 3, 130], [1, 130, 4097]];
   for (const dtype of ["f32", "f16", "bf16"] as const) {
     for (const [M, K, N] of shapes) {
       it(`matmul ${dtype} M=${M} K=${K} N=${N}`, () => {
@@ -118,6 +118,38 @@ describe("wasm kernels vs reference", function () {
       });
     }
   }
+
+  it("matmul f16 M=1 with inf/NaN weights gives inf/NaN like the reference", () => {
+    // The decode GEMV cannot widen inf/NaN halves (assembly/gemv16.ts); such layers use the GEMM.
+    const K = 7, N = 13;
+    const weight = Uint16Array.from(randn(N * K), f32ToF16);
+    weight[2 * K + 3] = 0x7c00; // +inf in output 2
+    weight[5 * K + 1] = 0x7e00; // NaN in output 5
+    const w: LinearWeights = { kind: "dense", inFeatures: K, outFeatures: N, weight, dtype: "f16" };
+    const x = new Tensor([1, K], Float32Array.from({ length: K }, (_, i) => 0.5 + i));
+    const want = ref.matmul(x, ref.linear(w)).data, got = one.matmul(x, one.linear(w)).data;
+    expect(got[2]).to.equal(Infinity);
+    expect(Number.isNaN(got[5])).to.equal(true);
+    for (let n = 0; n < N; n++) if (n !== 2 && n !== 5) expect(Math.abs(got[n] - want[n])).to.be.at.most(1e-5 * (1 + Math.abs(want[n])));
+  });
+
+  it("released outputs are reused for later outputs of that length, with correct values", () => {
+    const wd = dense(130, 7, "f32", true);
+    const w = one.linear(wd);
+    const x1 = tensor([3, 7]), x2 = tensor([3, 7]);
+    const first = one.matmul(x1, w);
+    one.release(first, first); // twice: listed once
+    const a = one.matmul(x2, w), b = one.matmul(x2, w);
+    expect(a.data === first.data || b.data === first.data).to.equal(true);
+    expect(a.data).to.not.equal(b.data);
+    expectClose(a, ref.matmul(x2, ref.linear(wd)));
+    expectSame(b, a);
+    // Views and foreign arrays are ignored; an unreleased output is never handed out again.
+    one.release(new Tensor([1, 390], a.data.subarray(0, 390)), tensor([3, 130]));
+    const c = one.add(a, b);
+    expect(c.data).to.not.equal(a.data);
+    expect(c.data).to.not.equal(b.data);
+  });
 
   it("matmul keeps leading dims: [2, 3, K] → [2, 3, N]", () => {
     const w = dense(5, 7, "f32", true);
@@ -204,6 +236,13 @@ describe("wasm kernels vs reference", function () {
     ["bidirectional (ViT)", 130, 130, 2, 104, false, 0],
     ["cross (resampler)", 7, 33, 3, 5, false, 0],
     ["single key", 1, 1, 1, 1, true, 0],
+    // One query row with D % 4 = 0 takes the decode kernel (attn_decode): awkward key counts,
+    // keys hidden by the causal offset, column tails of 4 and 16.
+    ["decode, one key", 1, 1, 1, 4, true, 0],
+    ["decode, 3 keys", 1, 3, 3, 12, true, 2],
+    ["decode, 7 of 130 keys visible", 1, 130, 2, 20, true, 6],
+    ["decode, 16-column tail", 1, 7, 2, 132, true, 6],
+    ["decode, bidirectional, many keys", 1, 4097, 2, 8, false, 0],
   ];
   for (const [name, Tq, Tk, H, D, causal, off] of attn) {
     it(`attention ${name}: Tq=${Tq} Tk=${Tk} H=${H} D=${D}`, () => {

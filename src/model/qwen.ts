@@ -5,7 +5,8 @@
 //
 // One `forward` serves both prefill (empty cache, many tokens) and decode (one token after the
 // cache), like the reference's single forward with `past_key_values` (modeling_qwen.py:552-732).
-// All O(n·d) math goes through the Backend; the graph only copies rows (embedding lookup, KV cache).
+// All O(n·d) math goes through the Backend; the graph only copies rows (embedding lookup, KV cache)
+// and, in prefill, the column blocks of the fused c_attn and w1 | w2 outputs.
 //
 // Shapes: T = tokens in this call, P = tokens already cached, H = heads, D = head dim (kv_channels),
 // C = hidden size, F = MLP width (intermediate_size / 2), V = vocabulary.
@@ -38,17 +39,20 @@ type WeightSourceWithHalf = WeightSource & { half?(name: string, shape: readonly
 interface Block {
   /** ln_1 weight [C] */
   readonly attnNorm: Float32Array;
-  /** c_attn split by output rows into q, k, v: C → H·D each (modeling_qwen.py:265-267). */
-  readonly wq: Linear;
-  readonly wk: Linear;
-  readonly wv: Linear;
+  /**
+   * attn.c_attn: C → 3·H·D, outputs [q | k | v] (split at modeling_qwen.py:265-267). Kept as one
+   * linear: one pass over the weights and one dispatch per step instead of three.
+   */
+  readonly wqkv: Linear;
   /** attn.c_proj: H·D → C */
   readonly wo: Linear;
   /** ln_2 weight [C] */
   readonly ffnNorm: Float32Array;
-  /** mlp.w1 (a1, the linear branch) and mlp.w2 (a2, the gated branch): C → F (modeling_qwen.py:332-334). */
-  readonly w1: Linear;
-  readonly w2: Linear;
+  /**
+   * mlp.w1 (a1, the linear branch) and mlp.w2 (a2, the gated branch), C → F each
+   * (modeling_qwen.py:332-334), stacked by output rows into one C → 2F linear [a1 | a2].
+   */
+  readonly w12: Linear;
   /** mlp.c_proj: F → C */
   readonly wDown: Linear;
 }
@@ -147,27 +151,47 @@ export interface ForwardOptions {
   readonly onBlock?: (layer: number, h: Tensor) => void;
 }
 
-/** Output rows [start, start+count) of a linear layer, as its own layer. */
-function sliceOutputs(w: LinearWeights, start: number, count: number): LinearWeights {
-  const K = w.inFeatures;
-  const N = w.outFeatures;
-  const bias = w.bias ? w.bias.slice(start, start + count) : undefined;
-  if (w.kind === "dense") {
-    // weight [out, in]: a block of whole rows.
-    return { ...w, outFeatures: count, weight: w.weight.slice(start * K, (start + count) * K), bias };
+/**
+ * Two linear layers on the same input as one, outputs [a | b] (each output column is computed as
+ * before, so results are unchanged). Both must share kind, input size, dtype / group size and
+ * whether they have a bias.
+ */
+function concatOutputs(a: LinearWeights, b: LinearWeights): LinearWeights {
+  const K = a.inFeatures, Na = a.outFeatures, Nb = b.outFeatures, N = Na + Nb;
+  const bad = (what: string): never => {
+    throw new Error(`concatOutputs: layers of ${a.kind}/${b.kind} ${K}→${Na}, ${b.inFeatures}→${Nb} differ in ${what}`);
+  };
+  if (b.inFeatures !== K) bad("input size");
+  if (!a.bias !== !b.bias) bad("bias");
+  const bias = a.bias && b.bias ? Float32Array.from([...a.bias, ...b.bias]) : undefined;
+  if (a.kind === "dense" && b.kind === "dense") {
+    if (a.dtype !== b.dtype) bad("dtype");
+    const weight = a.weight instanceof Float32Array ? new Float32Array(N * K) : new Uint16Array(N * K);
+    weight.set(a.weight, 0);
+    weight.set(b.weight, Na * K); // weight [out, in]: b's rows after a's
+    return { ...a, outFeatures: N, weight, bias };
   }
-  // GPTQ packs 8 outputs per int32 of qzeros: slices must stay on those boundaries.
-  if (start % 8 !== 0 || count % 8 !== 0) throw new Error(`sliceOutputs: GPTQ slice [${start}, +${count}) is not 8-aligned`);
-  const G = w.scales.length / N;
-  const qweight = new Int32Array((K / 8) * count);
-  for (let r = 0; r < K / 8; r++) qweight.set(w.qweight.subarray(r * N + start, r * N + start + count), r * count);
-  const qzeros = new Int32Array(G * (count / 8));
-  const scales = new Uint16Array(G * count);
-  for (let g = 0; g < G; g++) {
-    qzeros.set(w.qzeros.subarray(g * (N / 8) + start / 8, g * (N / 8) + (start + count) / 8), g * (count / 8));
-    scales.set(w.scales.subarray(g * N + start, g * N + start + count), g * count);
-  }
-  const out: GptqWeights = { ...w, outFeatures: count, qweight, qzeros, scales, bias };
+  if (a.kind !== "gptq" || b.kind !== "gptq") return bad("kind");
+  if (a.groupSize !== b.groupSize) bad("group size");
+  if (Na % 8 !== 0 || Nb % 8 !== 0) bad("alignment (qzeros packs 8 outputs per int32)");
+  const G = a.scales.length / Na;
+  for (let i = 0; i < K; i++) if (a.gIdx[i] !== b.gIdx[i]) bad(`g_idx[${i}]`);
+  // qweight [K/8, N], qzeros [G, N/8], scales [G, N]: each row is a's row then b's.
+  const rows = <T extends Int32Array | Uint16Array>(x: T, y: T, R: number, wa: number, wb: number, out: T): T => {
+    for (let r = 0; r < R; r++) {
+      out.set(x.subarray(r * wa, (r + 1) * wa), r * (wa + wb));
+      out.set(y.subarray(r * wb, (r + 1) * wb), r * (wa + wb) + wa);
+    }
+    return out;
+  };
+  const out: GptqWeights = {
+    ...a,
+    outFeatures: N,
+    qweight: rows(a.qweight, b.qweight, K / 8, Na, Nb, new Int32Array((K / 8) * N)),
+    qzeros: rows(a.qzeros, b.qzeros, G, Na / 8, Nb / 8, new Int32Array(G * (N / 8))),
+    scales: rows(a.scales, b.scales, G, Na, Nb, new Uint16Array(G * N)),
+    bias,
+  };
   return out;
 }
 
@@ -205,16 +229,15 @@ export class QwenDecoder {
     const blocks: Block[] = [];
     for (let i = 0; i < cfg.numLayers; i++) {
       const b = t.pp(`h.${i}`);
-      const cAttn = b.linear("attn.c_attn", { inFeatures: C, outFeatures: 3 * HD, bias: true });
       blocks.push({
         attnNorm: b.f32("ln_1.weight", [C]),
-        wq: backend.linear(sliceOutputs(cAttn, 0, HD)),
-        wk: backend.linear(sliceOutputs(cAttn, HD, HD)),
-        wv: backend.linear(sliceOutputs(cAttn, 2 * HD, HD)),
+        wqkv: backend.linear(b.linear("attn.c_attn", { inFeatures: C, outFeatures: 3 * HD, bias: true })),
         wo: backend.linear(b.linear("attn.c_proj", { inFeatures: HD, outFeatures: C, bias })),
         ffnNorm: b.f32("ln_2.weight", [C]),
-        w1: backend.linear(b.linear("mlp.w1", { inFeatures: C, outFeatures: F, bias })),
-        w2: backend.linear(b.linear("mlp.w2", { inFeatures: C, outFeatures: F, bias })),
+        w12: backend.linear(concatOutputs(
+          b.linear("mlp.w1", { inFeatures: C, outFeatures: F, bias }),
+          b.linear("mlp.w2", { inFeatures: C, outFeatures: F, bias }),
+        )),
         wDown: backend.linear(b.linear("mlp.c_proj", { inFeatures: F, outFeatures: C, bias })),
       });
     }
@@ -258,7 +281,7 @@ export class QwenDecoder {
   forward(x: Tensor, cache: KvCache, options: ForwardOptions = {}): Tensor {
     const cfg = this.cfg;
     const be = this.backend;
-    const { hiddenSize: C, numHeads: H, kvChannels: D } = cfg;
+    const { hiddenSize: C, numHeads: H, kvChannels: D, mlpWidth: F } = cfg;
     if (x.shape.length !== 2 || x.shape[1] !== C) throw new Error(`forward: x must be [T, ${C}], got [${x.shape}]`);
     const T = x.shape[0];
     const P = cache.length;
@@ -282,28 +305,49 @@ export class QwenDecoder {
     cache.reserve(P + T);
     const scale = 1 / Math.sqrt(D); // modeling_qwen.py:151-157: q·k / sqrt(head dim)
 
+    // Intermediates go back to the backend as soon as they are dead (src/ops/backend.ts, "Storage
+    // ownership"): a decode step then reuses the same few buffers. `h` is released only when it
+    // is ours: not the caller's x, and not shown to onBlock (which may keep it).
+    const release = (...ts: Tensor[]): void => be.release?.(...ts);
+    const ownH = options.onBlock === undefined;
+    // Prefill (T > 1): the column blocks of qkv and a1|a2 are copies; each is dead once rope,
+    // the cache write and swiglu have read it, so the next layer copies into the same arrays.
+    let split: (Float32Array | undefined)[] = [];
     let h = x; // h: [T, C]
     for (let l = 0; l < this.blocks.length; l++) {
       const b = this.blocks[l];
       // --- attention (QWenAttention.forward, modeling_qwen.py:251-316) ---
       const attnNorm = be.rmsNorm(h, b.attnNorm, cfg.layerNormEpsilon); // attn_norm: [T, C]
-      let q = be.matmul(attnNorm, b.wq).reshape([T, H, D]); // q: [T, H, D]
-      let k = be.matmul(attnNorm, b.wk).reshape([T, H, D]); // k: [T, H, D]
-      const v = be.matmul(attnNorm, b.wv).reshape([T, H, D]); // v: [T, H, D]
-      q = be.rope(q, cos, sin); // modeling_qwen.py:273-280, rotate-half (1114-1137)
-      k = be.rope(k, cos, sin);
+      const qkv = be.matmul(attnNorm, b.wqkv); // qkv: [T, 3·H·D]
+      const q0 = splitColumns(qkv, 0, H * D, split[0]).reshape([T, H, D]); // q: [T, H, D]
+      const k0 = splitColumns(qkv, 1, H * D, split[1]).reshape([T, H, D]); // k: [T, H, D]
+      const v = splitColumns(qkv, 2, H * D, split[2]).reshape([T, H, D]); // v: [T, H, D]
+      let q = be.rope(q0, cos, sin); // modeling_qwen.py:273-280, rotate-half (1114-1137)
+      const k = be.rope(k0, cos, sin);
       cache.write(l, P, k, v); // modeling_qwen.py:282-285: cat(past, new) along positions
-      if (lognActive) q = be.scaleRows(q.reshape([T, H * D]), logn!).reshape([T, H, D]);
+      release(attnNorm, qkv, k); // q0, k0, v: views of qkv (T = 1) or plain copies, left to the GC
+      if (lognActive) {
+        const scaled = be.scaleRows(q.reshape([T, H * D]), logn!).reshape([T, H, D]);
+        release(q);
+        q = scaled;
+      }
       const kv = cache.view(l, P + T); // k, v: [P+T, H, D]
       const attn = be.attention(q, kv.k, kv.v, { scale, causal: true, queryOffset: P }); // attn: [T, H, D]
       const attnOut = be.matmul(attn.reshape([T, H * D]), b.wo); // attn_out: [T, C]
       const ffnInp = be.add(h, attnOut); // ffn_inp: [T, C] (modeling_qwen.py:386)
+      release(q, attn, attnOut);
+      if (ownH && h !== x) release(h);
       // --- MLP (QWenMLP.forward, modeling_qwen.py:331-336): c_proj(w1(x) · silu(w2(x))) ---
       const ffnNorm = be.rmsNorm(ffnInp, b.ffnNorm, cfg.layerNormEpsilon); // ffn_norm: [T, C]
-      const a1 = be.matmul(ffnNorm, b.w1); // a1: [T, F]
-      const a2 = be.matmul(ffnNorm, b.w2); // a2: [T, F]
-      const ffnOut = be.matmul(be.swiglu(a1, a2), b.wDown); // ffn_out: [T, C]
+      const a12 = be.matmul(ffnNorm, b.w12); // [a1 | a2]: [T, 2F]
+      const a1 = splitColumns(a12, 0, F, split[3]); // a1: [T, F]
+      const a2 = splitColumns(a12, 1, F, split[4]); // a2: [T, F]
+      const gated = be.swiglu(a1, a2); // [T, F]
+      if (T > 1) split = [q0.data, k0.data, v.data, a1.data, a2.data]; // all consumed: reuse next layer
+      release(ffnNorm, a12);
+      const ffnOut = be.matmul(gated, b.wDown); // ffn_out: [T, C]
       h = be.add(ffnInp, ffnOut); // l_out: [T, C]
+      release(gated, ffnInp, ffnOut);
       options.onBlock?.(l, h);
     }
     cache.length = P + T;
@@ -312,7 +356,10 @@ export class QwenDecoder {
     const rows = this.pickRows(options.logitsFor ?? "last", T);
     const hSel = rows === null ? h : gatherRows(h, rows); // [R, C]
     const normed = be.rmsNorm(hSel, this.normOut, cfg.layerNormEpsilon); // [R, C]
-    return be.matmul(normed, this.lmHead); // logits: [R, V]
+    const logits = be.matmul(normed, this.lmHead); // logits: [R, V]
+    release(normed);
+    if (ownH && h !== x) release(h);
+    return logits;
   }
 
   /** null = every row. */
@@ -324,6 +371,19 @@ export class QwenDecoder {
     }
     return [...which];
   }
+}
+
+/**
+ * Column block `part` (of width n) of x [T, parts·n]: a view when T = 1 (decode), else a copy,
+ * into `reuse` when given and of the right length. Tensors are never modified in place
+ * (src/ops/backend.ts), so sharing storage is safe.
+ */
+function splitColumns(x: Tensor, part: number, n: number, reuse?: Float32Array): Tensor {
+  const T = x.rows, W = x.cols;
+  if (T === 1) return new Tensor([1, n], x.data.subarray(part * n, (part + 1) * n));
+  const out = reuse?.length === T * n ? reuse : new Float32Array(T * n);
+  for (let t = 0; t < T; t++) out.set(x.data.subarray(t * W + part * n, t * W + (part + 1) * n), t * n);
+  return new Tensor([T, n], out);
 }
 
 /** Rows `rows` of a [T, C] tensor. */

@@ -10,6 +10,12 @@
 // - Weights are handed over once, as `LinearWeights`, to `backend.linear()`, which may repack or
 //   upload them; the graph keeps only the returned opaque `Linear` handle.
 // - Ops return new tensors and never modify their inputs.
+// - Storage ownership: a returned tensor is the caller's and stays valid until the caller hands it
+//   back with `release` (optional; without it, tensors are plain garbage-collected arrays). After
+//   release(t) the caller must not read t, nor any view sharing t.data's buffer (reshape, subarray
+//   views): the backend may reuse that memory for the output of a later op. The graph releases
+//   only intermediates it created and never let escape. (Why: on some VMs a fresh 48 KB array
+//   costs ~0.2 ms of first-touch page faults, more than a 4096→4096 int4 GEMV's wrapper work.)
 
 /** Dense row-major float32 tensor. `data.length` equals the product of `shape`. */
 export class Tensor {
@@ -136,4 +142,10 @@ export interface Backend {
    *   out[t,h] = Σ_s softmax_s(scale · q[t,h]·k[s,h]) · v[s,h]   (masked per options.causal)
    */
   attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor;
+
+  /**
+   * Hand back tensors returned by this backend's ops that the caller will never read again (see
+   * "Storage ownership" above). Optional; tensors this backend did not allocate are ignored.
+   */
+  release?(...tensors: Tensor[]): void;
 }

@@ -7,7 +7,7 @@ import {
 } from "../backend.js";
 import { Arena } from "./arena.js";
 import { loadKernels, type SimdFlavour } from "./module.js";
-import { checkGptq, denseBytes, gptqBytes, NR, packBias, packDense, packGptq, paddedCols } from "./pack.js";
+import { checkGptq, denseBytes, gptqBytes, hasF16InfNaN, NR, packBias, packDense, packGptq, paddedCols } from "./pack.js";
 import { ThreadPool } from "./pool.js";
 
 export interface WasmBackendOptions {
@@ -32,8 +32,8 @@ export interface WasmBackendOptions {
 
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
-  "gemm", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows",
-  "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "peak_f32_t", "peak_dot_i16_t",
+  "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows",
+  "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "attn_decode", "peak_f32_t", "peak_dot_i16_t",
   "stream_read_t",
 ];
 
@@ -46,6 +46,12 @@ const MB_Q4 = 16;
 const ATTN_QB = 16;
 /** Below this many multiply-adds (or elements) an op runs on the calling thread only. */
 const PARALLEL_MIN_WORK = 1 << 15;
+/**
+ * Released output buffers kept for reuse: a decode step needs about ten distinct lengths
+ * (docs/kernels.md, decode step profile); a bound keeps prefill-sized buffers from piling up.
+ */
+const FREE_PER_LENGTH = 4;
+const FREE_MAX_BYTES = 256 * 2 ** 20;
 
 type Kind = "f32" | "f16" | "bf16" | "q4";
 const MODE: Record<Kind, number> = { f32: 0, f16: 1, bf16: 2, q4: 3 };
@@ -60,6 +66,8 @@ class WasmLinear implements Linear {
     readonly weight: number,
     readonly bias: number,
     readonly groupSize: number,
+    /** 16-bit weights the decode GEMV can widen (no f16 inf/NaN, see assembly/gemv16.ts). */
+    readonly gemv16 = false,
   ) {}
 }
 
@@ -73,6 +81,11 @@ export class WasmBackend implements Backend {
   private readonly arenaBytes: number;
   private readonly arenas: Arena[] = [];
   private readonly pool: ThreadPool;
+  /** Output buffers handed out and not yet released (weak: unreleased ones are simply collected). */
+  private readonly owned = new WeakSet<Float32Array>();
+  /** Released output buffers by length, ready for reuse. */
+  private readonly free = new Map<number, Float32Array[]>();
+  private freeBytes = 0;
 
   constructor(options: WasmBackendOptions = {}) {
     const k = loadKernels(options.simd ?? "auto");
@@ -134,7 +147,8 @@ export class WasmBackend implements Backend {
     const arena = this.arenaFor(denseBytes(w));
     const weight = packDense(arena, w);
     const bias = packBias(arena, N, w.bias, "linear");
-    return new WasmLinear(K, N, w.dtype, arena, weight, bias, 0);
+    const gemv16 = w.dtype === "bf16" || (w.dtype === "f16" && !hasF16InfNaN(w.weight as Uint16Array));
+    return new WasmLinear(K, N, w.dtype, arena, weight, bias, 0, gemv16);
   }
 
   matmul(x: Tensor, w: Linear): Tensor {
@@ -146,7 +160,7 @@ export class WasmBackend implements Backend {
     const { run, c } = this.stageMatmul(x, w);
     run();
     const M = x.rows, np = paddedCols(N), a = w.arena;
-    const out = new Float32Array(M * N);
+    const out = this.alloc(M * N);
     if (np === N) {
       out.set(a.f32(c, M * N));
     } else {
@@ -203,6 +217,13 @@ export class WasmBackend implements Backend {
       const run = (): void => this.pool.run(a, "gemv_q4_f32", [xp, xs, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
       return { run, c: cp };
     }
+    if (M === 1 && w.gemv16) {
+      // Decode on f16/bf16 weights (the 151936-row lm_head): widen in registers, one pass.
+      const [xp, cp] = a.scratch([K * 4, np * 4]);
+      a.f32(xp, K).set(x.data);
+      const args = [MODE[w.kind], xp, K, w.weight, w.bias, cp];
+      return { run: () => this.pool.run(a, "gemv16", args, np / NR, 2, parallel), c: cp };
+    }
     const kc = w.kind === "q4" ? w.groupSize : KC;
     const [xp, cp, panels] = a.scratch([M * K * 4, M * np * 4, this.threads * kc * NR * 4]);
     a.f32(xp, M * K).set(x.data);
@@ -228,7 +249,42 @@ export class WasmBackend implements Backend {
   }
 
   private result(shape: readonly number[], out: number, n: number): Tensor {
-    return new Tensor(shape, this.act.f32(out, n).slice());
+    const data = this.alloc(n);
+    data.set(this.act.f32(out, n));
+    return new Tensor(shape, data);
+  }
+
+  /** Output storage of n floats: a released buffer of that length if one is free, else a new one. */
+  private alloc(n: number): Float32Array {
+    const list = this.free.get(n);
+    const buf = list?.pop();
+    if (buf) {
+      this.freeBytes -= buf.byteLength;
+      this.owned.add(buf);
+      return buf;
+    }
+    const fresh = new Float32Array(n);
+    this.owned.add(fresh);
+    return fresh;
+  }
+
+  /**
+   * Take back outputs the caller is done with (src/ops/backend.ts, "Storage ownership"). Only
+   * whole buffers this backend handed out are kept — views and foreign arrays are ignored, and
+   * a buffer already released is not listed twice — up to FREE_PER_LENGTH buffers per length and
+   * FREE_MAX_BYTES in all.
+   */
+  release(...tensors: Tensor[]): void {
+    for (const t of tensors) {
+      const d = t.data;
+      if (!this.owned.delete(d)) continue;
+      if (this.freeBytes + d.byteLength > FREE_MAX_BYTES) continue;
+      let list = this.free.get(d.length);
+      if (!list) this.free.set(d.length, (list = []));
+      if (list.length >= FREE_PER_LENGTH) continue;
+      list.push(d);
+      this.freeBytes += d.byteLength;
+    }
   }
 
   /** Row-wise op over x [rows, cols]: kernel(x, extra…, out, cols, eps, r0, r1, tid). */
@@ -303,8 +359,20 @@ export class WasmBackend implements Backend {
     }
     const off = options.queryOffset ?? 0;
     if (!(off >= 0) || !Number.isInteger(off)) throw new Error(`attention: queryOffset ${off} is not a non-negative integer`);
-    // assembly/attention.ts: pack K, V per head into GEMM panels, then blocks of ATTN_QB query rows.
     const a = this.act;
+    if (Tq === 1 && D % 4 === 0 && Tk > 0) {
+      // Decode: one query row reads K, V in place (assembly/attention.ts attn_decode); only the
+      // keys it can see are staged.
+      const n = options.causal ? Math.min(Tk, off + 1) : Tk;
+      const row = H * D;
+      const [qp, kp, vp, op, sp] = a.scratch([row * 4, n * row * 4, n * row * 4, row * 4, this.threads * n * 4]);
+      a.f32(qp, row).set(q.data);
+      a.f32(kp, n * row).set(k.data.subarray(0, n * row));
+      a.f32(vp, n * row).set(v.data.subarray(0, n * row));
+      this.pool.run(a, "attn_decode", [qp, kp, vp, op, n, H, D, options.scale, n, sp], H, 1, n * row >= PARALLEL_MIN_WORK);
+      return this.result(q.shape, op, row);
+    }
+    // assembly/attention.ts: pack K, V per head into GEMM panels, then blocks of ATTN_QB query rows.
     const tkp = Math.ceil(Tk / 8) * 8, dp = Math.ceil(D / 8) * 8;
     const [qp, kp, vp, kpk, vpk, op, sp] = a.scratch([
       q.data.length * 4, k.data.length * 4, v.data.length * 4, H * tkp * D * 4, H * dp * Tk * 4,

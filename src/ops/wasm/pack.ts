@@ -16,6 +16,12 @@ export function halfToFloat(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** Whether any f16 pattern is inf or NaN (exponent all ones): assembly/gemv16.ts cannot widen those. */
+export function hasF16InfNaN(w: Uint16Array): boolean {
+  for (let i = 0; i < w.length; i++) if ((w[i] & 0x7c00) === 0x7c00) return true;
+  return false;
+}
+
 export const paddedCols = (n: number): number => Math.ceil(n / NR) * NR;
 
 /** Bias padded to Np f32 (zeros where absent). */

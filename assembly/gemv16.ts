@@ -1,0 +1,79 @@
+// Decode GEMV (M = 1) on 16-bit dense panels: y[Np] = x[K] · Wᵀ + bias, reading the f16/bf16
+// weights straight from the panel layout of gemm.ts (panel[p][k][8 columns]) and widening them in
+// registers. The GEMM path converts every KC×8 block into an L1 scratch block and reads it back,
+// which for one row costs more than the product itself; here each weight is touched once.
+//
+// Widening, per v128 of 8 halves h (4 ops per 4 weights, no table):
+//   interleave with zero (i16 shuffle) → i32 lanes h << 16: bf16 is then already the f32.
+//   f16: arithmetic shift right by 3 puts the exponent at f32 bits 23..27 and the mantissa at
+//   13..22 (bits 28..30 get copies of the sign), mask 0x8FFFFFFF clears those copies, and × 2^112
+//   rebiases the exponent (127 − 15): exact for normal and subnormal halves alike (a subnormal half
+//   is then an f32 subnormal times a power of two). Inf/NaN halves would come out finite, so
+//   pack.ts sends weights containing them to the GEMM path instead (hasF16InfNaN).
+// Summation order per output column: bias, then k = 0, 1, …, K−1, one multiply-add each — the
+// same as gemm.ts's one-row tile, so results do not depend on the thread count (threads split
+// by panels) and match the GEMM path bit for bit.
+import { madd } from "./simd";
+import { C_F16_KEEP, C_F16_SCALE } from "./consts";
+
+// @ts-ignore: decorator
+@inline function widenLo(h: v128, zero: v128, f16: bool, keep: v128, scale: v128): v128 {
+  const u = v128.shuffle<i16>(zero, h, 0, 8, 1, 9, 2, 10, 3, 11);
+  return f16 ? f32x4.mul(v128.and(i32x4.shr_s(u, 3), keep), scale) : u;
+}
+
+// @ts-ignore: decorator
+@inline function widenHi(h: v128, zero: v128, f16: bool, keep: v128, scale: v128): v128 {
+  const u = v128.shuffle<i16>(zero, h, 4, 12, 5, 13, 6, 14, 7, 15);
+  return f16 ? f32x4.mul(v128.and(i32x4.shr_s(u, 3), keep), scale) : u;
+}
+
+// @ts-ignore: decorator
+@inline function panels(f16: bool, x: usize, K: i32, w: usize, bias: usize, c: usize, p0: i32, p1: i32): void {
+  const zero = i32x4.splat(0);
+  const keep = v128.load(C_F16_KEEP), scale = v128.load(C_F16_SCALE);
+  const pstride: usize = <usize>K << 4; // bytes per panel: K × 8 halves
+  const end: usize = <usize>K << 2;
+  let p = p0;
+  // Two panels at a time: four independent accumulator chains hide the multiply-add latency.
+  for (; p + 2 <= p1; p += 2) {
+    let b0 = w + <usize>p * pstride, b1 = b0 + pstride;
+    const bp = bias + (<usize>p << 5);
+    let c00 = v128.load(bp), c01 = v128.load(bp, 16), c10 = v128.load(bp, 32), c11 = v128.load(bp, 48);
+    for (let off: usize = 0; off < end; off += 4) {
+      const xv = v128.load32_splat(x + off);
+      const h0 = v128.load(b0), h1 = v128.load(b1);
+      c00 = madd(xv, widenLo(h0, zero, f16, keep, scale), c00);
+      c01 = madd(xv, widenHi(h0, zero, f16, keep, scale), c01);
+      c10 = madd(xv, widenLo(h1, zero, f16, keep, scale), c10);
+      c11 = madd(xv, widenHi(h1, zero, f16, keep, scale), c11);
+      b0 += 16;
+      b1 += 16;
+    }
+    const cp = c + (<usize>p << 5);
+    v128.store(cp, c00); v128.store(cp, c01, 16); v128.store(cp, c10, 32); v128.store(cp, c11, 48);
+  }
+  for (; p < p1; p++) {
+    let b0 = w + <usize>p * pstride;
+    const bp = bias + (<usize>p << 5);
+    let c00 = v128.load(bp), c01 = v128.load(bp, 16);
+    for (let off: usize = 0; off < end; off += 4) {
+      const xv = v128.load32_splat(x + off);
+      const h0 = v128.load(b0);
+      c00 = madd(xv, widenLo(h0, zero, f16, keep, scale), c00);
+      c01 = madd(xv, widenHi(h0, zero, f16, keep, scale), c01);
+      b0 += 16;
+    }
+    const cp = c + (<usize>p << 5);
+    v128.store(cp, c00); v128.store(cp, c01, 16);
+  }
+}
+
+/**
+ * y = x · Wᵀ + bias for panels [p0, p1) (this thread's share). mode 1: f16 panels, 2: bf16.
+ *   x f32 [K]; w: panels [Np/8][K][8] u16; bias f32 [Np]; c f32 [Np].
+ */
+export function gemv16(mode: i32, x: usize, K: i32, w: usize, bias: usize, c: usize, p0: i32, p1: i32, tid: i32): void {
+  if (mode == 1) panels(true, x, K, w, bias, c, p0, p1);
+  else panels(false, x, K, w, bias, c, p0, p1);
+}
