@@ -41,7 +41,9 @@ describe("conformance on every backend", function () {
 
 describe("qwenvl conformance (command line)", function () {
   this.timeout(180_000);
-  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, "conformance", ...args], { encoding: "utf8" });
+  // A bounded wait: a command that hangs fails this test instead of stalling the suite.
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, "conformance", ...args], { encoding: "utf8", timeout: 120_000 });
 
   it("prints per-tensor errors and exits 0 when every case passes", () => {
     const r = run("--cases", TINY, "--backend", "wasm");

@@ -2,19 +2,10 @@
 // The layouts are documented next to the kernels that read them (assembly/gemm.ts, gemv_q4.ts).
 import type { DenseWeights, GptqWeights } from "../backend.js";
 import type { Arena } from "./arena.js";
+import { f16ToF32 } from "../../io/fp16.js";
 
 export const NR = 8; // columns per panel (assembly/gemm.ts)
 export const Q4_REC_EXTRA = 32; // scales f32x4 + z′ i32x4 after the qweight words (gemv_q4.ts)
-
-/** IEEE half → number (exact). */
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 /** Whether any f16 pattern is inf or NaN (exponent all ones): assembly/gemv16.ts cannot widen those. */
 export function hasF16InfNaN(w: Uint16Array): boolean {
@@ -106,7 +97,7 @@ export function packGptq(arena: Arena, w: GptqWeights): number {
         const src = (g * oct + o) * N + cq * 4;
         for (let c = 0; c < 4; c++) di[r++] = w.qweight[src + c];
       }
-      for (let c = 0; c < 4; c++) df[r++] = halfToFloat(w.scales[g * N + cq * 4 + c]);
+      for (let c = 0; c < 4; c++) df[r++] = f16ToF32(w.scales[g * N + cq * 4 + c]);
       for (let c = 0; c < 4; c++) {
         const n = cq * 4 + c;
         di[r++] = ((w.qzeros[g * (N / 8) + (n >> 3)] >>> (4 * (n & 7))) & 15) + 1;

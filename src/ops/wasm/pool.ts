@@ -136,8 +136,12 @@ export class ThreadPool {
   /** Stop the workers. The pool cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
-    if (this.workers.length > 0) this.job(CMD_EXIT, 0, 0, [], 0, 1);
     this.disposed = true;
+    // Ask the workers to leave their loop but do not wait for them: a caller blocked here on a
+    // worker that can no longer answer would hang the process; terminate() ends any that remain.
+    this.ctl[CMD] = CMD_EXIT;
+    Atomics.add(this.ctl, GEN, 1);
+    Atomics.notify(this.ctl, GEN);
     for (const w of this.workers) void w.terminate();
     for (const p of this.ports) p.close();
   }
