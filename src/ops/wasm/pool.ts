@@ -20,6 +20,11 @@ export const MAX_ARGS = 32;
 export const CMD_RUN = 0, CMD_ARENA = 1, CMD_EXIT = 2;
 /** Worker start-up (loading Node, instantiating the kernels) takes ~50 ms; allow for a busy machine. */
 const STARTUP_TIMEOUT_MS = 30_000;
+/**
+ * The longest one kernel call may take before the pool gives up on its workers. The largest single
+ * calls of the full model (prefill GEMMs, all-position logits) take seconds to tens of seconds here.
+ */
+const JOB_TIMEOUT_MS = 300_000;
 
 /** Thread t's share of `units` work units, in chunks of `align` units. */
 export function split(units: number, threads: number, t: number, align: number): [number, number] {
@@ -126,8 +131,13 @@ export class ThreadPool {
     } catch (e) {
       err = e;
     }
+    // Bounded wait: a worker that can no longer answer (killed, wedged) becomes an error naming
+    // the kernel instead of a process that sleeps forever.
+    const deadline = Date.now() + JOB_TIMEOUT_MS;
     for (let p = Atomics.load(ctl, PENDING); p !== 0; p = Atomics.load(ctl, PENDING)) {
-      Atomics.wait(ctl, PENDING, p);
+      if (Atomics.wait(ctl, PENDING, p, 1000) === "timed-out" && Date.now() > deadline) {
+        throw new Error(`kernels: ${p} worker thread(s) did not finish ${cmd === CMD_RUN ? this.fnNames[fn] : "a pool command"} within ${JOB_TIMEOUT_MS / 1000} s`);
+      }
     }
     if (err) throw err;
     if (ctl[ERROR] !== 0) throw new Error(`kernels: a worker failed running ${this.fnNames[fn]} (see stderr)`);
