@@ -11,7 +11,8 @@ Usage:
   qwenvl demo [options]              run the whole pipeline on an image (see: qwenvl demo --help)
   qwenvl conformance --cases DIR [--images DIR] [--backend NAME] [--threads N]
                                      run every vision-*.msgpack / llm-*.msgpack in DIR against
-                                     DIR/checkpoint; images default to DIR/../images
+                                     DIR/checkpoint (any other *.msgpack counts as failed: not
+                                     implemented); images default to DIR/../images
   qwenvl conformance --tokenizer FILE.msgpack
                                      run tokenizer and chat-format goldens
   qwenvl help                        this text

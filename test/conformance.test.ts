@@ -65,6 +65,20 @@ describe("qwenvl conformance (command line)", function () {
     expect(r.stderr).to.match(/has no checkpoint\/ directory/);
   });
 
+  it("counts a case of a kind without a runner as failed: not implemented", () => {
+    const dir = mkdtempSync(join(tmpdir(), "qwenvl-conf-"));
+    try {
+      symlinkSync(TINY + "/checkpoint", join(dir, "checkpoint"));
+      writeFileSync(join(dir, "audio-clip.msgpack"), pack({ meta: { kind: "audio" }, tensors: {} }));
+      const r = run("--cases", dir, "--backend", "reference");
+      expect(r.status).to.equal(1);
+      expect(r.stdout).to.match(/FAIL not implemented/);
+      expect(r.stdout.trimEnd().split("\n").at(-1)).to.equal("conformance: 0 passed, 1 failed");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("counts a case whose golden disagrees as failed and exits 1", () => {
     // A copy of one vision case with image_embeds perturbed by 1e-3 relative: above tolerance.
     const dir = mkdtempSync(join(tmpdir(), "qwenvl-conf-"));
