@@ -26,7 +26,8 @@
 //   writeSyntheticCheckpoint(opts: WriteOptions): { files: string[]; totalBytes: number; tensors: number }
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { packageFile } from "../src/package-files.js";
+import { pathToFileURL } from "node:url";
 import { parseModelConfig, type ModelConfig } from "../src/config.js";
 import { encodeHeader, DTYPE_BYTES, type DType } from "../src/io/safetensors.js";
 import { f32ToBf16, f32ToF16 } from "../src/io/fp16.js";
@@ -364,13 +365,9 @@ export function writeSyntheticCheckpoint(opts: WriteOptions): { files: string[];
   return { files: names, totalBytes, tensors: plans.length };
 }
 
-const TOOLS_DIR = path.dirname(fileURLToPath(import.meta.url));
-/** tools/configs/, found from either tools/ (ts) or dist/tools/ (compiled js). */
+/** tools/configs/ of this package, from either tools/ (ts) or dist/tools/ (compiled js). */
 export function configsDir(): string {
-  for (const d of [path.join(TOOLS_DIR, "configs"), path.join(TOOLS_DIR, "..", "..", "tools", "configs")]) {
-    if (fs.existsSync(path.join(d, "tiny-a.json"))) return d;
-  }
-  throw new Error(`tools/configs not found near ${TOOLS_DIR}`);
+  return path.dirname(packageFile("tools/configs/tiny-a.json"));
 }
 
 // Presets: tiny = the tiny-a conformance checkpoint; full = the published Qwen-VL-Chat-Int4.

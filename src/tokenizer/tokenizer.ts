@@ -2,9 +2,9 @@
 // `tiktoken` WASM core with Qwen's ranks and pre-tokenisation pattern, 217 special tokens after the
 // ranks, NFC before encoding, `<img>PATH</img>` spans as path bytes, and decoding with invalid UTF-8
 // replaced like Python's `errors="replace"`.
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { packageFile } from "../package-files.js";
 import { Tiktoken } from "tiktoken/lite";
 import { findImageSpans, imageSpanIds, replaceClosedTag, type ImageSpan } from "./image-spans.js";
 import {
@@ -43,17 +43,9 @@ export interface BpeEncodeOptions {
   readonly disallowedSpecial?: SpecialSet;
 }
 
-/** Finds `assets/qwen.tiktoken` of this package from the compiled (dist/src/tokenizer) or source location. */
+/** `assets/qwen.tiktoken` of this package, from the compiled (dist/src/tokenizer) or source location. */
 export function defaultVocabPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, "assets", "qwen.tiktoken");
-    if (existsSync(join(dir, "package.json")) && existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  throw new Error(`defaultVocabPath: no assets/qwen.tiktoken next to a package.json above ${dirname(fileURLToPath(import.meta.url))}`);
+  return packageFile(join("assets", "qwen.tiktoken"));
 }
 
 // `ignoreBOM: true` keeps a leading U+FEFF like Python's bytes.decode("utf-8"); the WHATWG decoder

@@ -2,16 +2,10 @@
 // Relaxed SIMD (fused multiply-add) is used when the engine validates the relaxed build
 // (Node 24 does by default); otherwise the plain SIMD128 build. Never requires flags.
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { packageFile } from "../../package-files.js";
 
 export type SimdFlavour = "relaxed" | "simd128";
 
-/** build/ at the repository root, from dist/src/ops/wasm/ (compiled) or src/ops/wasm/. */
-function buildDir(): URL {
-  const here = fileURLToPath(import.meta.url);
-  const up = here.includes("/dist/") ? "../../../../build/" : "../../../build/";
-  return new URL(up, import.meta.url);
-}
 
 export interface KernelModule {
   readonly module: WebAssembly.Module;
@@ -25,11 +19,10 @@ export function loadKernels(want: SimdFlavour | "auto" = "auto"): KernelModule {
   const hit = cache.get(want);
   if (hit) return hit;
   const read = (name: string): Uint8Array => {
-    const url = new URL(name, buildDir());
     try {
-      return readFileSync(url);
+      return readFileSync(packageFile(`build/${name}`));
     } catch (e) {
-      throw new Error(`kernels: cannot read ${fileURLToPath(url)} (run \`npm run build:wasm\`): ${(e as Error).message}`);
+      throw new Error(`kernels: cannot read build/${name} (run \`npm run build:wasm\`): ${(e as Error).message}`);
     }
   };
   let flavour: SimdFlavour = "simd128";
