@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageFile } from "./package-files.js";
 import { parseArgs } from "node:util";
 import { BACKEND_NAMES, createBackend, disposeBackend } from "./ops/select.js";
 import { QwenVL } from "./model/qwen-vl.js";
@@ -33,20 +33,10 @@ Usage: qwenvl demo [--checkpoint DIR] [--image FILE] [--prompt TEXT] [--max-new-
   --image FILE         default: test/fixtures/images/demo.jpeg of this package
   --prompt TEXT        default: "Describe this image."
   --max-new-tokens N   default: 32
-  --backend NAME       default: ${BACKEND_NAMES.includes("wasm" as never) ? "wasm" : BACKEND_NAMES[0]}
+  --backend NAME       default: ${BACKEND_NAMES[0]}
   --seed N             sampling seed (default 0); --greedy picks the most likely token instead
 `;
 
-/** This package's root (holds package.json), from dist/src or src. */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (fs.existsSync(path.join(dir, "package.json")) && fs.existsSync(path.join(dir, "test", "fixtures"))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`demo: cannot find the qwenvl package root above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
 
 function cacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
@@ -116,12 +106,11 @@ export async function runDemo(argv: string[]): Promise<void> {
     return;
   }
   const log = (s: string) => process.stderr.write(s + "\n");
-  const root = packageRoot();
   const maxNewTokens = intArg("max-new-tokens", values["max-new-tokens"], 32, 1);
   const seed = intArg("seed", values.seed, 0, 0);
   const threads = values.threads === undefined ? undefined : intArg("threads", values.threads, 1, 1);
-  const backendName = values.backend ?? (BACKEND_NAMES.includes("wasm" as never) ? "wasm" : BACKEND_NAMES[0]);
-  const image = path.resolve(values.image ?? path.join(root, "test", "fixtures", "images", "demo.jpeg"));
+  const backendName = values.backend ?? BACKEND_NAMES[0];
+  const image = path.resolve(values.image ?? packageFile("test/fixtures/images/demo.jpeg"));
   if (!fs.existsSync(image)) throw new Error(`demo: image ${image} not found`);
 
   const synthetic = values.checkpoint === undefined;
