@@ -24,6 +24,31 @@ import { C_ZERO8 } from "./consts";
 /** Query rows per work unit: S for 16 rows × 1024 keys is 64 KiB (L2). */
 export const QB: i32 = 16;
 
+/**
+ * Softmax numerators in place: p[i] = exp(p[i] − mx) for i < n, four at a time then the tail;
+ * returns their sum (vector partial sums first, then the tail, in that fixed order).
+ */
+@inline
+function expShiftSum(p: usize, n: i32, mx: f32): f32 {
+  const mv = f32x4.splat(mx);
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o: usize = <usize>i << 2;
+    const e = exp4(f32x4.sub(v128.load(p + o), mv));
+    v128.store(p + o, e);
+    acc = f32x4.add(acc, e);
+  }
+  let sum = hsum(acc);
+  for (; i < n; i++) {
+    const o: usize = <usize>i << 2;
+    const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(p + o) - mx)), 0);
+    store<f32>(p + o, e);
+    sum += e;
+  }
+  return sum;
+}
+
 /** Repack K and V of heads [h0, h1). kp: H·Tkp·D floats, vp: H·Dp·Tk floats. */
 export function attn_pack(k: usize, v: usize, kp: usize, vp: usize, Tk: i32, H: i32, D: i32, h0: i32, h1: i32, tid: i32): void {
   const Tkp = (Tk + 7) & ~7, Dp = (D + 7) & ~7;
@@ -84,23 +109,8 @@ export function attention(
         store<f32>(sr + (<usize>s << 2), x);
         mx = max(mx, x);
       }
-      const mv = f32x4.splat(mx);
-      let acc = f32x4.splat(0);
-      let s = 0;
-      for (; s + 4 <= n; s += 4) {
-        const o: usize = <usize>s << 2;
-        const e = exp4(f32x4.sub(v128.load(sr + o), mv));
-        v128.store(sr + o, e);
-        acc = f32x4.add(acc, e);
-      }
-      let sum = hsum(acc);
-      for (; s < n; s++) {
-        const o: usize = <usize>s << 2;
-        const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(sr + o) - mx)), 0);
-        store<f32>(sr + o, e);
-        sum += e;
-      }
-      for (; s < nMax; s++) store<f32>(sr + (<usize>s << 2), 0);
+      const sum = expShiftSum(sr, n, mx);
+      for (let s = n; s < nMax; s++) store<f32>(sr + (<usize>s << 2), 0);
       store<f32>(sums + (<usize>r << 2), sum);
     }
     // 3. O = P · V_h over the nMax visible keys, then out = O / row sum.
@@ -155,22 +165,7 @@ export function attn_decode(
       mx = max(mx, x);
     }
     // 2. softmax numerators in place and their sum
-    const mv = f32x4.splat(mx);
-    let acc = f32x4.splat(0);
-    let j = 0;
-    for (; j + 4 <= n; j += 4) {
-      const o: usize = <usize>j << 2;
-      const e = exp4(f32x4.sub(v128.load(S + o), mv));
-      v128.store(S + o, e);
-      acc = f32x4.add(acc, e);
-    }
-    let sum = hsum(acc);
-    for (; j < n; j++) {
-      const o: usize = <usize>j << 2;
-      const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(S + o) - mx)), 0);
-      store<f32>(S + o, e);
-      sum += e;
-    }
+    const sum = expShiftSum(S, n, mx);
     const inv = f32x4.splat(<f32>1 / sum);
     // 3. out_h = Σ_j p_j v_j / sum, 16 columns (4 accumulators) at a time, then 4 at a time
     const oh = out + ((<usize>h * D) << 2);
