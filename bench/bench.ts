@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { Tensor, type GptqWeights } from "../src/ops/backend.js";
 import { WasmBackend } from "../src/ops/wasm/backend.js";
 import { f32ToF16 } from "../src/io/fp16.js";
+import { median } from "./stats.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
@@ -16,11 +17,6 @@ const opt = (name: string): string | undefined => {
 const THREADS = Number(opt("--threads") ?? 2);
 const QUICK = argv.includes("--quick");
 const RUNS = 5;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 /** Median seconds of `runs` calls after one warm-up. */
 function time(f: () => void, runs = RUNS): number {

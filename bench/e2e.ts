@@ -17,11 +17,8 @@ import { remapImageIds } from "../src/tokenizer/image-spans.js";
 import { createBackend, disposeBackend } from "../src/ops/select.js";
 import { argmax } from "../src/generate/sampling.js";
 import type { ModelConfig } from "../src/config.js";
+import { median } from "./stats.js";
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const peakRssGiB = (): number => process.resourceUsage().maxRSS / 2 ** 20; // maxRSS is in KiB
 
 /** Multiply-adds ×2 of one image through visual.py's VisionTransformer.forward. */
@@ -77,7 +74,7 @@ async function main(): Promise<void> {
     out.rss_after_load_gib = process.memoryUsage().rss / 2 ** 30;
     console.log(`load: ${out.load_s.toFixed(1)} s, RSS ${out.rss_after_load_gib.toFixed(2)} GiB (${backend.name})`);
 
-    // Vision: seconds per image (decode + resize + tower), median of 3.
+    // Vision: seconds per image (decode + resize + tower), median of 2 timed runs after a warm-up.
     const bytes = new Uint8Array(fs.readFileSync(values.image!));
     const visionTimes: number[] = [];
     let embeds = await model.encodeImage(bytes, values.image);

@@ -7,16 +7,11 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { QwenTokenizer, StreamDecoder, defaultVocabPath } from "../src/tokenizer/index.js";
+import { median } from "./stats.js";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
   return i !== -1 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Milliseconds per pass over the corpus, one entry per run. */
