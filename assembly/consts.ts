@@ -30,7 +30,9 @@ export const C_ZERO8: usize = CONST_BASE + 544; // 8 f32 zeros: the "bias" of bi
 export const C_INV_32768: usize = CONST_BASE + 576; // 2^-15: weight of the second int16 level
 export const C_NIB_MASK_1: usize = CONST_BASE + 592; // 0x00F0 in every i16 lane (nibble 1 in place)
 export const C_F16_KEEP: usize = CONST_BASE + 608; // 0x8FFFFFFF: sign + f32 exponent bits 0..4 + mantissa
-export const CONST_END: usize = CONST_BASE + 624;
+export const C_BYTE_NIB: usize = CONST_BASE + 624; // 0x0F in every byte
+export const C_INV_256: usize = CONST_BASE + 640; // 2^-8: weight of the lowest 8-bit digit (gemv_q4_i8.ts)
+export const CONST_END: usize = CONST_BASE + 656;
 
 function splatF(at: usize, v: f32): void {
   v128.store(at, f32x4.splat(v));
@@ -84,4 +86,6 @@ export function init_consts(): void {
   splatF(C_INV_32768, 1.0 / 32768);
   splatI(C_NIB_MASK_1, 0x00f000f0);
   splatI(C_F16_KEEP, 0x8fffffff);
+  splatI(C_BYTE_NIB, 0x0f0f0f0f);
+  splatF(C_INV_256, 1.0 / 256);
 }

@@ -85,15 +85,18 @@ describe("wasm kernels vs reference", function () {
   this.timeout(20000);
   const ref = new ReferenceBackend();
   let one: WasmBackend, many: WasmBackend, fast: WasmBackend, tinyArenas: WasmBackend, f32Decode: WasmBackend;
+  let i16Decode: WasmBackend, plainI8: WasmBackend;
   before(() => {
     one = new WasmBackend({ threads: 1 });
     many = new WasmBackend({ threads: 3 }); // more threads than work units in places: uneven splits
     fast = new WasmBackend({ threads: 2, precision: "fast" });
     tinyArenas = new WasmBackend({ threads: 2, arenaBytes: 16 * 1024 });
     f32Decode = new WasmBackend({ threads: 2, decodeQ4: "f32" });
+    i16Decode = new WasmBackend({ threads: 2, decodeQ4: "i16x2" });
+    plainI8 = new WasmBackend({ threads: 2, simd: "simd128", decodeQ4: "i8x3" });
   });
   after(() => {
-    for (const b of [one, many, fast, tinyArenas, f32Decode]) b.dispose();
+    for (const b of [one, many, fast, tinyArenas, f32Decode, i16Decode, plainI8]) b.dispose();
   });
 
   /** Run `op` on the oracle and on 1 and 3 threads: close to the oracle, identical to each other. */
@@ -156,20 +159,48 @@ describe("wasm kernels vs reference", function () {
     expect(one.matmul(tensor([2, 3, 7]), one.linear(w)).shape).to.deep.equal([2, 3, 5]);
   });
 
-  for (const [M, K, N, gs] of [[1, 128, 8, 128], [3, 256, 24, 128], [7, 384, 40, 64], [130, 256, 16, 128], [1, 4096, 8, 128], [5, 64, 8, 32], [1, 2048, 8, 2048]]) {
-    it(`matmul gptq-int4 M=${M} K=${K} N=${N} group ${gs} (f32 and fast)`, () => {
+  const gptqShapes = [
+    [1, 128, 8, 128], [3, 256, 24, 128], [7, 384, 40, 64], [130, 256, 16, 128], [1, 4096, 8, 128], [5, 64, 8, 32],
+    [1, 2048, 8, 2048], [1, 24, 16, 8], [1, 1032, 40, 24], [1, 11008, 24, 128],
+  ];
+  for (const [M, K, N, gs] of gptqShapes) {
+    it(`matmul gptq-int4 M=${M} K=${K} N=${N} group ${gs} (every decode kernel, f32 and fast)`, () => {
       const w = gptq(N, K, gs);
       const x = tensor([M, K]);
       const want = ref.matmul(x, ref.linear(w));
-      const got = one.matmul(x, one.linear(w));
+      const got = one.matmul(x, one.linear(w)); // M = 1: "i8x3", the relaxed build's default
       expectClose(got, want);
       expectSame(many.matmul(x, many.linear(w)), got);
       expectClose(f32Decode.matmul(x, f32Decode.linear(w)), want);
+      expectClose(i16Decode.matmul(x, i16Decode.linear(w)), want);
+      // Same integers through the SIMD128 emulation of the relaxed i8 dot (only the last f32
+      // multiply-add is unfused there).
+      expectClose(plainI8.matmul(x, plainI8.linear(w)), got, 1e-6);
       const f = fast.matmul(x, fast.linear(w));
       const err = relL2(f.data, want.data);
       expect(err).to.be.below(5e-5);
     });
   }
+
+  it("gptq decode: i8x3 keeps f32 accuracy on LLM-like activations with ×50 outliers", () => {
+    // An outlier sets its group's scale; 24-bit digits leave the other values ~2^-23 of it.
+    const K = 4096, N = 64;
+    const w = gptq(N, K, 128);
+    const x = tensor([1, K]);
+    for (let k = 0; k < K; k += 397) x.data[k] *= 50;
+    const want = ref.matmul(x, ref.linear(w));
+    expectClose(one.matmul(x, one.linear(w)), want, 2e-6);
+    expectClose(plainI8.matmul(x, plainI8.linear(w)), want, 2e-6);
+    // An all-zero group and an all-zero input (scale 0) stay exact.
+    const z = new Tensor([1, K], new Float32Array(K));
+    z.data.set(x.data.subarray(128), 128);
+    expectClose(one.matmul(z, one.linear(w)), ref.matmul(z, ref.linear(w)), 2e-6);
+    const zero = new Tensor([1, K], new Float32Array(K));
+    expect(Array.from(one.matmul(zero, one.linear(w)).data)).to.deep.equal(Array.from(w.bias ?? new Float32Array(N)));
+  });
+  it("decodeQ4: an unknown kernel name is an error", () => {
+    expect(() => new WasmBackend({ threads: 1, decodeQ4: "i4" as never })).to.throw(/decodeQ4 must be one of i8x3, i16x2, f32/);
+  });
 
   it("gptq: K not a multiple of the group size is an error", () => {
     expect(() => one.linear(gptq(8, 200, 128))).to.throw(/not a multiple of groupSize/);

@@ -20,19 +20,23 @@ export interface WasmBackendOptions {
    */
   readonly precision?: "f32" | "fast";
   /**
-   * Decode (M = 1) GPTQ kernel in "f32" precision: "i16x2" (default; x as two int16 levels, error
-   * below f32 rounding, int dot products) or "f32" (every nibble converted, f32 multiply-adds).
+   * Decode (M = 1) GPTQ kernel in "f32" precision: "i8x3" (default of the relaxed build: x to 24 bits
+   * of its group maximum as three 8-bit digits, relaxed i8 dot products), "i16x2" (default of the
+   * SIMD128 build: x as two int16 levels, ~31 bits) or "f32" (every nibble converted, f32 FMA).
    */
-  readonly decodeQ4?: "i16x2" | "f32";
+  readonly decodeQ4?: DecodeQ4;
   /** Kernel build: "auto" (relaxed SIMD when the engine has it), "relaxed" or "simd128". */
   readonly simd?: SimdFlavour | "auto";
   /** Weight bytes per arena (one WebAssembly.Memory) before the next is opened. Default 3 GiB. */
   readonly arenaBytes?: number;
 }
 
+export type DecodeQ4 = "i8x3" | "i16x2" | "f32";
+const DECODE_Q4: readonly DecodeQ4[] = ["i8x3", "i16x2", "f32"];
+
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
-  "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "layer_norm", "rms_norm", "add", "add_rows",
+  "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "gemv_q4_i8x3", "layer_norm", "rms_norm", "add", "add_rows",
   "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "attn_decode", "peak_f32_t", "peak_dot_i16_t",
   "stream_read_t",
 ];
@@ -75,7 +79,7 @@ export class WasmBackend implements Backend {
   readonly name: string;
   readonly threads: number;
   readonly precision: "f32" | "fast";
-  readonly decodeQ4: "i16x2" | "f32";
+  readonly decodeQ4: DecodeQ4;
   readonly flavour: SimdFlavour;
   private readonly module: WebAssembly.Module;
   private readonly arenaBytes: number;
@@ -96,9 +100,11 @@ export class WasmBackend implements Backend {
     if (this.precision !== "f32" && this.precision !== "fast") {
       throw new Error(`WasmBackend: precision must be "f32" or "fast", got ${String(this.precision)}`);
     }
-    this.decodeQ4 = options.decodeQ4 ?? "i16x2";
-    if (this.decodeQ4 !== "i16x2" && this.decodeQ4 !== "f32") {
-      throw new Error(`WasmBackend: decodeQ4 must be "i16x2" or "f32", got ${String(this.decodeQ4)}`);
+    // The relaxed build has the one-instruction i8 dot; the SIMD128 build would emulate it with
+    // more instructions than the two-level int16 kernel needs (docs/kernels.md).
+    this.decodeQ4 = options.decodeQ4 ?? (this.flavour === "relaxed" ? "i8x3" : "i16x2");
+    if (!DECODE_Q4.includes(this.decodeQ4)) {
+      throw new Error(`WasmBackend: decodeQ4 must be one of ${DECODE_Q4.join(", ")}, got ${String(this.decodeQ4)}`);
     }
     this.arenaBytes = options.arenaBytes ?? 3 * 2 ** 30;
     const first = new Arena(0, this.module, this.arenaBytes);
@@ -189,6 +195,17 @@ export class WasmBackend implements Backend {
         a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs, 0, 0);
         // Decode (M = 1) runs the kernel's one-row path; measured faster than a two-quad variant.
         this.pool.run(a, "gemm_q4_i16", [act, sa, rs, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
+      };
+      return { run, c: cp };
+    }
+    if (intOk && M === 1 && this.decodeQ4 === "i8x3") {
+      // Decode: x as three 8-bit digits (24 bits of the group maximum), int4 × int8 dot products.
+      const gs = w.groupSize, G = K / gs;
+      const [xp, act, sums, sc, cp] = a.scratch([K * 4, K * 3, G * 8, G * 4, np * 4]);
+      a.f32(xp, K).set(x.data);
+      const run = (): void => {
+        a.k.q4_quantize_digits(xp, K, gs, act, sums, sc);
+        this.pool.run(a, "gemv_q4_i8x3", [act, sums, sc, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
       };
       return { run, c: cp };
     }

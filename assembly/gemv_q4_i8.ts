@@ -1,0 +1,155 @@
+// GPTQ int4 decode GEMV on three 8-bit digits of the activation ("i8x3", the default decode path
+// of the relaxed build), over the same weight records as gemv_q4.ts (Q4_REC_EXTRA, layout there).
+//
+// Why 8-bit digits
+//   i32x4.relaxed_dot_i8x16_i7x16_add_s multiplies 16 signed bytes by 16 bytes in [0, 127], sums
+//   each group of four products and adds the result to an i32 accumulator: one instruction for 16
+//   multiply-accumulates (vpdpbusd with AVX-VNNI, sdot on Arm), against 8 for i32x4.dot_i16x8_s
+//   plus its separate add. Measured here (Zen 5, 1 thread, 8 independent chains): 115 GMAC/s
+//   against 59 GMAC/s for dot_i16x8_s + add (bench/bench.ts, dot_i8_peak / dot_i16_peak).
+//   GPTQ nibbles (0..15) are valid i7 operands, so the relaxed instruction is deterministic here.
+//   One byte of activation is too coarse, so each activation goes in as three base-256 digits.
+//
+// Quantisation (q4_quantize_digits), per group of gs inputs
+//   sa = max|x| / QMAX, q = round(x / sa) ∈ [−QMAX, QMAX], QMAX = 127·(2^16 + 2^8 + 1) = 8355711,
+//   q = d2·2^16 + d1·2^8 + d0 with balanced digits d_l ∈ [−128, 127] (d0 = ((q + 128) & 255) − 128,
+//   then the same on (q − d0) >> 8). That keeps x to 2^-23 of its group maximum (24 bits): the
+//   int16 "fast" path keeps 2^-15, f32 itself 2^-24 of each element.
+//
+// Unpacking: 3 ops for 32 weights, no widening
+//   A record word (one i32 lane = one column) holds nibbles k0..k7 at bits 4j. `v & 0x0F0F0F0F` gives
+//   the bytes (k0, k2, k4, k6) of each column, `(v >> 4) & 0x0F0F0F0F` the bytes (k1, k3, k5, k7).
+//   The dot sums the four bytes of each i32 lane, so each lane stays one column's sum. The
+//   activations are stored per octet as, for each digit, the bytes (a0, a2, a4, a6, a1, a3, a5, a7)
+//   (24 bytes per octet) and broadcast with v128.load32_splat. Per 32 weights: 1 load, 3 ALU ops,
+//   6 broadcast loads, 6 dot-accumulates (2 per digit: even and odd k, separate chains).
+//
+// Arithmetic per (column, group), exact in i32 (groups up to 1024 rows)
+//   P_l = Σ_k d_l,k·q_k (two chains per digit), S_l = Σ_k d_l,k:
+//     |P_l| ≤ gs·128·15, |S_l| ≤ gs·128, z′ ≤ 16.
+//   H0 = P0 − z′·S0,  A = 2^8·P2 + P1 − z′·(2^8·S2 + S1)  (|A| ≤ 2^8·gs·128·31 < 2^31 for gs ≤ 1024)
+//   Σ_k q_k·(n_k − z′) = 2^8·A + H0, so  Σ_k x_k·(n_k − z′) = (sa·2^8)·(A + H0·2^-8):
+//   y += f32(A) + 2^-8·f32(H0) (one fused multiply-add), times scale_w·(sa·2^8).
+//
+// The plain SIMD128 build has no relaxed dot; `dot_i8_i7_add` computes the same integers with
+// i16 widening and dot_i16x8_s (slower; that build keeps gemv_q4_i16x2 as its default).
+import { madd } from "./simd";
+import { C_BYTE_NIB, C_INV_256 } from "./consts";
+import { Q4_REC_EXTRA } from "./gemv_q4";
+
+/** Largest |q| = 127·(2^16 + 2^8 + 1): symmetric, and the top digit stays in [−128, 127]. */
+export const DIGITS_QMAX: i32 = 127 * (65536 + 256 + 1);
+/** Activation bytes per octet of inputs: 3 digits × 8 bytes. */
+const OCT_BYTES: usize = 24;
+
+/**
+ * x [K] → act [K/8][3 digits][8 bytes], sums [G][2] i32 (S0, 2^8·S2 + S1), scale [G] f32 (sa·2^8).
+ * O(K), run by one thread before the threaded product.
+ */
+export function q4_quantize_digits(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale: usize): void {
+  const G = K / gs;
+  for (let g = 0; g < G; g++) {
+    const xg = x + (<usize>(g * gs) << 2);
+    let amax: f32 = 0;
+    for (let k = 0; k < gs; k++) amax = max(amax, abs(load<f32>(xg + (<usize>k << 2))));
+    const sa: f32 = amax / <f32>DIGITS_QMAX;
+    // Quantise against exactly 1/sa (f64) of the f32 sa the kernel multiplies back with.
+    const inv: f64 = amax > 0 ? <f64>1 / <f64>sa : 0;
+    store<f32>(scale + (<usize>g << 2), sa * <f32>256);
+    let s0: i32 = 0, s1: i32 = 0, s2: i32 = 0;
+    for (let o = 0; o < gs >> 3; o++) {
+      const base = act + <usize>(g * (gs >> 3) + o) * OCT_BYTES;
+      for (let j = 0; j < 8; j++) {
+        let q = <i32>nearest(<f64>load<f32>(xg + (<usize>(o * 8 + j) << 2)) * inv);
+        // |q| ≤ QMAX up to the rounding of inv; clamp so the digits stay in range.
+        q = min(max(q, -DIGITS_QMAX), DIGITS_QMAX);
+        const d0 = ((q + 128) & 255) - 128;
+        const q1 = (q - d0) >> 8;
+        const d1 = ((q1 + 128) & 255) - 128;
+        const d2 = (q1 - d1) >> 8;
+        s0 += d0;
+        s1 += d1;
+        s2 += d2;
+        // k_j: even j to bytes 0..3, odd j to bytes 4..7 (matches the lo/hi nibble bytes).
+        const slot: usize = <usize>((j & 1) << 2) + <usize>(j >> 1);
+        store<i8>(base + slot, <i8>d0);
+        store<i8>(base + 8 + slot, <i8>d1);
+        store<i8>(base + 16 + slot, <i8>d2);
+      }
+    }
+    store<i32>(sums + (<usize>g << 3), s0);
+    store<i32>(sums + (<usize>g << 3) + 4, (s2 << 8) + s1);
+  }
+}
+
+/**
+ * c + per i32 lane the sum of the four byte products a·b (a signed, b in [0, 127]).
+ * Relaxed build: one relaxed dot; SIMD128 build: the same integers through i16 products.
+ */
+// @ts-ignore: decorator
+@inline function dot_i8_i7_add(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
+  } else {
+    // lo lanes: bytes (0+1, 2+3, 4+5, 6+7), hi lanes: (8+9, …, 14+15); lane j wants bytes 4j..4j+3.
+    const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_u(b));
+    const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_u(b));
+    return i32x4.add(c, i32x4.add(v128.shuffle<i32>(lo, hi, 0, 2, 4, 6), v128.shuffle<i32>(lo, hi, 1, 3, 5, 7)));
+  }
+}
+
+/**
+ * y = x·W + bias for column quads [cq0, cq1) (this thread's share), M = 1.
+ *   act/sums/scale from q4_quantize_digits; w: records; bias f32 [Np]; c: output f32 [Np].
+ */
+export function gemv_q4_i8x3(
+  act: usize, sums: usize, scale: usize, K: i32, gs: i32, w: usize, bias: usize, c: usize,
+  cq0: i32, cq1: i32, tid: i32,
+): void {
+  const G = K / gs;
+  const nOct = gs >> 3;
+  const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
+  const nib = v128.load(C_BYTE_NIB);
+  const inv256 = v128.load(C_INV_256);
+  const zero = i32x4.splat(0);
+  for (let cq = cq0; cq < cq1; cq++) {
+    const strip = w + <usize>cq * G * rec;
+    let y = v128.load(bias + (<usize>cq << 4));
+    let a: usize = act;
+    for (let g = 0; g < G; g++) {
+      const r = strip + <usize>g * rec;
+      // Six accumulator chains (digit × even/odd k), one dot each per octet. vpdpbusd has ~4
+      // cycles of latency at 2 per cycle, so six chains cap the loop at 75% of the dot peak
+      // (measured on one core: 6 chains 87, 10 chains 121 GMAC/s). Nine or twelve chains spill
+      // (V8 allocates 15 xmm registers and hoists the unpacking of unrolled octets), and
+      // restarting each octet's dots from zero adds an add per digit: both measured slower.
+      let e0 = zero, o0 = zero, e1 = zero, o1 = zero, e2 = zero, o2 = zero;
+      const end = r + (<usize>nOct << 4);
+      for (let q = r; q < end; q += 16) {
+        const v = v128.load(q);
+        const ev = v128.and(v, nib); // (k0, k2, k4, k6) per column
+        const od = v128.and(i32x4.shr_u(v, 4), nib); // (k1, k3, k5, k7)
+        e0 = dot_i8_i7_add(v128.load32_splat(a), ev, e0);
+        o0 = dot_i8_i7_add(v128.load32_splat(a, 4), od, o0);
+        e1 = dot_i8_i7_add(v128.load32_splat(a, 8), ev, e1);
+        o1 = dot_i8_i7_add(v128.load32_splat(a, 12), od, o1);
+        e2 = dot_i8_i7_add(v128.load32_splat(a, 16), ev, e2);
+        o2 = dot_i8_i7_add(v128.load32_splat(a, 20), od, o2);
+        a += OCT_BYTES;
+      }
+      e0 = i32x4.add(e0, o0);
+      e1 = i32x4.add(e1, o1);
+      e2 = i32x4.add(e2, o2);
+      const sw = v128.load(r + (<usize>gs << 1));
+      const zp = v128.load(r + (<usize>gs << 1), 16);
+      const sg = sums + (<usize>g << 3);
+      const h0 = i32x4.sub(e0, i32x4.mul(zp, v128.load32_splat(sg)));
+      const p21 = i32x4.add(i32x4.shl(e2, 8), e1);
+      const hA = i32x4.sub(p21, i32x4.mul(zp, v128.load32_splat(sg, 4)));
+      const t = madd(f32x4.convert_i32x4_s(h0), inv256, f32x4.convert_i32x4_s(hA));
+      y = madd(t, f32x4.mul(sw, v128.load32_splat(scale + (<usize>g << 2))), y);
+    }
+    v128.store(c + (<usize>cq << 4), y);
+  }
+}
+
