@@ -31,9 +31,9 @@
 //   Σ_k q_k·(n_k − z′) = 2^8·A + H0, so  Σ_k x_k·(n_k − z′) = (sa·2^8)·(A + H0·2^-8):
 //   y += f32(A) + 2^-8·f32(H0) (one fused multiply-add), times scale_w·(sa·2^8).
 //
-// The plain SIMD128 build has no relaxed dot; `dot_i8_i7_add` computes the same integers with
-// i16 widening and dot_i16x8_s (slower; that build keeps gemv_q4_i16x2 as its default).
-import { madd } from "./simd";
+// The plain SIMD128 build has no relaxed dot; `dot_i8_i7_add` (simd.ts) computes the same integers
+// with i16 widening and dot_i16x8_s (slower; that build keeps gemv_q4_i16x2 as its default).
+import { dot_i8_i7_add, madd } from "./simd";
 import { C_BYTE_NIB, C_INV_256 } from "./consts";
 import { Q4_REC_EXTRA } from "./gemv_q4";
 
@@ -43,10 +43,15 @@ export const DIGITS_QMAX: i32 = 127 * (65536 + 256 + 1);
 const OCT_BYTES: usize = 24;
 
 /**
- * x [K] → act [K/8][3 digits][8 bytes], sums [G][2] i32 (S0, 2^8·S2 + S1), scale [G] f32 (sa·2^8).
- * O(K), run by one thread before the threaded product.
+ * Rows of x [M, K] → act [M][K/8][3 digits][8 bytes], sums [M][G][2] i32 (S0, 2^8·S2 + S1),
+ * scale [M][G] f32 (sa·2^8). O(M·K), run by one thread before the threaded product.
  */
-export function q4_quantize_digits(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale: usize): void {
+export function q4_quantize_digits(x: usize, M: i32, K: i32, gs: i32, act: usize, sums: usize, scale: usize): void {
+  const G = K / gs;
+  for (let m = 0; m < M; m++) quantize_row(x + (<usize>(m * K) << 2), K, gs, act + <usize>m * K * 3, sums + (<usize>(m * G) << 3), scale + (<usize>(m * G) << 2));
+}
+
+function quantize_row(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale: usize): void {
   const G = K / gs;
   for (let g = 0; g < G; g++) {
     const xg = x + (<usize>(g * gs) << 2);
@@ -82,20 +87,50 @@ export function q4_quantize_digits(x: usize, K: i32, gs: i32, act: usize, sums: 
   }
 }
 
+/** Finish one group for 4 columns: y += (f32(A) + 2^-8·f32(H0)) · scale_w · (sa·2^8). */
+// @ts-ignore: decorator
+@inline function finish(y: v128, p0: v128, p1: v128, p2: v128, zp: v128, sw: v128, sg: usize, sc: usize, inv256: v128): v128 {
+  const h0 = i32x4.sub(p0, i32x4.mul(zp, v128.load32_splat(sg)));
+  const hA = i32x4.sub(i32x4.add(i32x4.shl(p2, 8), p1), i32x4.mul(zp, v128.load32_splat(sg, 4)));
+  const t = madd(f32x4.convert_i32x4_s(h0), inv256, f32x4.convert_i32x4_s(hA));
+  return madd(t, f32x4.mul(sw, v128.load32_splat(sc)), y);
+}
+
 /**
- * c + per i32 lane the sum of the four byte products a·b (a signed, b in [0, 127]).
- * Relaxed build: one relaxed dot; SIMD128 build: the same integers through i16 products.
+ * One row, one column quad: y + Σ_g (group g). a: the row's digits; sums/scale: the row's.
+ * Six accumulator chains (digit × even/odd k), one dot each per octet. vpdpbusd has ~4 cycles
+ * of latency at 2 per cycle, so six chains cap the loop at 75% of the dot peak (measured on one
+ * core: 6 chains 87, 10 chains 121 GMAC/s). Nine or twelve chains spill (V8 allocates 15 xmm
+ * registers and hoists the unpacking of unrolled octets), and restarting each octet's dots from
+ * zero costs an add per digit: both measured slower.
  */
 // @ts-ignore: decorator
-@inline function dot_i8_i7_add(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
-  } else {
-    // lo lanes: bytes (0+1, 2+3, 4+5, 6+7), hi lanes: (8+9, …, 14+15); lane j wants bytes 4j..4j+3.
-    const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_u(b));
-    const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_u(b));
-    return i32x4.add(c, i32x4.add(v128.shuffle<i32>(lo, hi, 0, 2, 4, 6), v128.shuffle<i32>(lo, hi, 1, 3, 5, 7)));
+@inline function row_quad(
+  y: v128, a: usize, strip: usize, G: i32, gs: i32, sums: usize, scale: usize, nib: v128, inv256: v128,
+): v128 {
+  const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
+  const zero = i32x4.splat(0);
+  for (let g = 0; g < G; g++) {
+    const r = strip + <usize>g * rec;
+    let e0 = zero, o0 = zero, e1 = zero, o1 = zero, e2 = zero, o2 = zero;
+    const end = r + (<usize>gs << 1);
+    for (let q = r; q < end; q += 16) {
+      const v = v128.load(q);
+      const ev = v128.and(v, nib); // (k0, k2, k4, k6) per column
+      const od = v128.and(i32x4.shr_u(v, 4), nib); // (k1, k3, k5, k7)
+      e0 = dot_i8_i7_add(v128.load32_splat(a), ev, e0);
+      o0 = dot_i8_i7_add(v128.load32_splat(a, 4), od, o0);
+      e1 = dot_i8_i7_add(v128.load32_splat(a, 8), ev, e1);
+      o1 = dot_i8_i7_add(v128.load32_splat(a, 12), od, o1);
+      e2 = dot_i8_i7_add(v128.load32_splat(a, 16), ev, e2);
+      o2 = dot_i8_i7_add(v128.load32_splat(a, 20), od, o2);
+      a += OCT_BYTES;
+    }
+    const sw = v128.load(end);
+    const zp = v128.load(end, 16);
+    y = finish(y, i32x4.add(e0, o0), i32x4.add(e1, o1), i32x4.add(e2, o2), zp, sw, sums + (<usize>g << 3), scale + (<usize>g << 2), inv256);
   }
+  return y;
 }
 
 /**
@@ -107,49 +142,85 @@ export function gemv_q4_i8x3(
   cq0: i32, cq1: i32, tid: i32,
 ): void {
   const G = K / gs;
-  const nOct = gs >> 3;
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const nib = v128.load(C_BYTE_NIB);
   const inv256 = v128.load(C_INV_256);
-  const zero = i32x4.splat(0);
   for (let cq = cq0; cq < cq1; cq++) {
-    const strip = w + <usize>cq * G * rec;
-    let y = v128.load(bias + (<usize>cq << 4));
-    let a: usize = act;
-    for (let g = 0; g < G; g++) {
-      const r = strip + <usize>g * rec;
-      // Six accumulator chains (digit × even/odd k), one dot each per octet. vpdpbusd has ~4
-      // cycles of latency at 2 per cycle, so six chains cap the loop at 75% of the dot peak
-      // (measured on one core: 6 chains 87, 10 chains 121 GMAC/s). Nine or twelve chains spill
-      // (V8 allocates 15 xmm registers and hoists the unpacking of unrolled octets), and
-      // restarting each octet's dots from zero adds an add per digit: both measured slower.
-      let e0 = zero, o0 = zero, e1 = zero, o1 = zero, e2 = zero, o2 = zero;
-      const end = r + (<usize>nOct << 4);
-      for (let q = r; q < end; q += 16) {
-        const v = v128.load(q);
-        const ev = v128.and(v, nib); // (k0, k2, k4, k6) per column
-        const od = v128.and(i32x4.shr_u(v, 4), nib); // (k1, k3, k5, k7)
-        e0 = dot_i8_i7_add(v128.load32_splat(a), ev, e0);
-        o0 = dot_i8_i7_add(v128.load32_splat(a, 4), od, o0);
-        e1 = dot_i8_i7_add(v128.load32_splat(a, 8), ev, e1);
-        o1 = dot_i8_i7_add(v128.load32_splat(a, 12), od, o1);
-        e2 = dot_i8_i7_add(v128.load32_splat(a, 16), ev, e2);
-        o2 = dot_i8_i7_add(v128.load32_splat(a, 20), od, o2);
-        a += OCT_BYTES;
-      }
-      e0 = i32x4.add(e0, o0);
-      e1 = i32x4.add(e1, o1);
-      e2 = i32x4.add(e2, o2);
-      const sw = v128.load(r + (<usize>gs << 1));
-      const zp = v128.load(r + (<usize>gs << 1), 16);
-      const sg = sums + (<usize>g << 3);
-      const h0 = i32x4.sub(e0, i32x4.mul(zp, v128.load32_splat(sg)));
-      const p21 = i32x4.add(i32x4.shl(e2, 8), e1);
-      const hA = i32x4.sub(p21, i32x4.mul(zp, v128.load32_splat(sg, 4)));
-      const t = madd(f32x4.convert_i32x4_s(h0), inv256, f32x4.convert_i32x4_s(hA));
-      y = madd(t, f32x4.mul(sw, v128.load32_splat(scale + (<usize>g << 2))), y);
-    }
+    const y = row_quad(v128.load(bias + (<usize>cq << 4)), act, w + <usize>cq * G * rec, G, gs, sums, scale, nib, inv256);
     v128.store(c + (<usize>cq << 4), y);
   }
 }
 
+/**
+ * Y[M, ldc] = X·W + bias for column quads [cq0, cq1), M > 1 (prefill). Rows go three at a time:
+ * the unpacked weights serve 3 rows, and each (row, digit) chain takes the even and odd dot of
+ * an octet (18 dots per octet in flight over 9 chains of 2: throughput-bound, not latency-bound;
+ * 4 rows would need 12 accumulators and spill). Leftover rows go through row_quad.
+ *   mb: rows per block — the block's digits (mb·3K bytes) stay in L2 while the thread's column
+ *   strips stream past; each strip is then reused from L1/L2 by the block's row tiles.
+ */
+export function gemm_q4_i8x3(
+  act: usize, sums: usize, scale: usize, M: i32, K: i32, gs: i32, w: usize, bias: usize,
+  c: usize, ldc: i32, mb: i32, cq0: i32, cq1: i32, tid: i32,
+): void {
+  const G = K / gs;
+  const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
+  // No vector constant stays live across the row-tile loop: the 9 accumulators, 2 unpacked
+  // vectors and broadcast temporaries use all 15 xmm registers V8 allocates (a live mask or zero
+  // made it spill two accumulators, measured ~1/3 slower). The mask is reloaded per octet (L1).
+  const aRow: usize = <usize>K * 3; // digit bytes per row
+  const gRow: usize = <usize>G << 3; // sums bytes per row
+  const sRow: usize = <usize>G << 2; // scale bytes per row
+  const ldcB: usize = <usize>ldc << 2;
+  for (let m0 = 0; m0 < M; m0 += mb) {
+    const mEnd = min(m0 + mb, M);
+    for (let cq = cq0; cq < cq1; cq++) {
+      const strip = w + <usize>cq * G * rec;
+      const bq = v128.load(bias + (<usize>cq << 4));
+      let m = m0;
+      for (; m + 3 <= mEnd; m += 3) {
+        let y0 = bq, y1 = bq, y2 = bq;
+        let a = act + <usize>m * aRow;
+        for (let g = 0; g < G; g++) {
+          const r = strip + <usize>g * rec;
+          let s00 = i32x4.splat(0), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00, s20 = s00, s21 = s00, s22 = s00;
+          const end = r + (<usize>gs << 1);
+          for (let q = r; q < end; q += 16) {
+            const v = v128.load(q);
+            const nib = v128.load(C_BYTE_NIB);
+            const ev = v128.and(v, nib);
+            const od = v128.and(i32x4.shr_u(v, 4), nib);
+            s00 = dot_i8_i7_add(v128.load32_splat(a, 4), od, dot_i8_i7_add(v128.load32_splat(a), ev, s00));
+            s01 = dot_i8_i7_add(v128.load32_splat(a, 12), od, dot_i8_i7_add(v128.load32_splat(a, 8), ev, s01));
+            s02 = dot_i8_i7_add(v128.load32_splat(a, 20), od, dot_i8_i7_add(v128.load32_splat(a, 16), ev, s02));
+            const b = a + aRow;
+            s10 = dot_i8_i7_add(v128.load32_splat(b, 4), od, dot_i8_i7_add(v128.load32_splat(b), ev, s10));
+            s11 = dot_i8_i7_add(v128.load32_splat(b, 12), od, dot_i8_i7_add(v128.load32_splat(b, 8), ev, s11));
+            s12 = dot_i8_i7_add(v128.load32_splat(b, 20), od, dot_i8_i7_add(v128.load32_splat(b, 16), ev, s12));
+            const d = b + aRow;
+            s20 = dot_i8_i7_add(v128.load32_splat(d, 4), od, dot_i8_i7_add(v128.load32_splat(d), ev, s20));
+            s21 = dot_i8_i7_add(v128.load32_splat(d, 12), od, dot_i8_i7_add(v128.load32_splat(d, 8), ev, s21));
+            s22 = dot_i8_i7_add(v128.load32_splat(d, 20), od, dot_i8_i7_add(v128.load32_splat(d, 16), ev, s22));
+            a += OCT_BYTES;
+          }
+          const sw = v128.load(end);
+          const zp = v128.load(end, 16);
+          const sg = sums + <usize>m * gRow + (<usize>g << 3);
+          const sc = scale + <usize>m * sRow + (<usize>g << 2);
+          const inv256 = v128.load(C_INV_256);
+          y0 = finish(y0, s00, s01, s02, zp, sw, sg, sc, inv256);
+          y1 = finish(y1, s10, s11, s12, zp, sw, sg + gRow, sc + sRow, inv256);
+          y2 = finish(y2, s20, s21, s22, zp, sw, sg + 2 * gRow, sc + 2 * sRow, inv256);
+        }
+        const cp = c + <usize>m * ldcB + (<usize>cq << 4);
+        v128.store(cp, y0);
+        v128.store(cp + ldcB, y1);
+        v128.store(cp + 2 * ldcB, y2);
+      }
+      for (; m < mEnd; m++) {
+        const y = row_quad(bq, act + <usize>m * aRow, strip, G, gs, sums + <usize>m * gRow, scale + <usize>m * sRow, v128.load(C_BYTE_NIB), v128.load(C_INV_256));
+        v128.store(c + <usize>m * ldcB + (<usize>cq << 4), y);
+      }
+    }
+  }
+}

@@ -1,7 +1,7 @@
 // Machine-limit probes for the benchmark (bench/bench.ts): register-only arithmetic loops and a
 // streaming read. They share the kernels' build (same SIMD flavour, same engine) so that "achieved
 // vs limit" compares like with like. Operands come in as parameters (never constants; see consts.ts).
-import { madd } from "./simd";
+import { dot_i8_i7_add, madd } from "./simd";
 
 /**
  * f32 multiply-add peak: 12 independent accumulator chains (latency 4 × 2 pipes needs ≥ 8),
@@ -39,6 +39,26 @@ export function peak_dot_i16(iters: i32, a: i32, b: i32): i32 {
   return i32x4.extract_lane(s, 0);
 }
 
+/**
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s peak (vpdpbusd with AVX-VNNI; the SIMD128 build runs its
+ * emulation, simd.ts): 10 chains (latency ~4 × 2 per cycle needs ≥ 8), iters·10·16 byte
+ * multiply-accumulates (2 ops each).
+ */
+export function peak_dot_i8(iters: i32, a: i32, b: i32): i32 {
+  const x = i8x16.splat(<i8>a), y = i8x16.splat(<i8>(b & 127));
+  let c0 = i32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0;
+  let z = x;
+  for (let i = 0; i < iters; i++) {
+    c0 = dot_i8_i7_add(z, y, c0); c1 = dot_i8_i7_add(x, y, c1); c2 = dot_i8_i7_add(z, y, c2);
+    c3 = dot_i8_i7_add(x, y, c3); c4 = dot_i8_i7_add(z, y, c4); c5 = dot_i8_i7_add(x, y, c5);
+    c6 = dot_i8_i7_add(z, y, c6); c7 = dot_i8_i7_add(x, y, c7); c8 = dot_i8_i7_add(z, y, c8);
+    c9 = dot_i8_i7_add(x, y, c9);
+    z = i8x16.add(z, x);
+  }
+  const s = i32x4.add(i32x4.add(i32x4.add(c0, c1), i32x4.add(c2, c3)), i32x4.add(i32x4.add(c4, c5), i32x4.add(c6, c7)));
+  return i32x4.extract_lane(i32x4.add(s, i32x4.add(c8, c9)), 0);
+}
+
 /** Streaming read of [p, p + bytes) with 4 independent v128 accumulators (bytes % 64 == 0). */
 export function stream_read(p: usize, bytes: usize, u0: i32, u1: i32, tid: i32): i32 {
   let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
@@ -58,6 +78,9 @@ export function peak_f32_t(iters: i32, a: f32, b: f32, out: usize, u0: i32, u1: 
 }
 export function peak_dot_i16_t(iters: i32, a: i32, b: i32, out: usize, u0: i32, u1: i32, tid: i32): void {
   store<i32>(out + (<usize>tid << 2), peak_dot_i16(iters, a, b));
+}
+export function peak_dot_i8_t(iters: i32, a: i32, b: i32, out: usize, u0: i32, u1: i32, tid: i32): void {
+  store<i32>(out + (<usize>tid << 2), peak_dot_i8(iters, a, b));
 }
 /** Thread tid reads its own slice of `bytes` bytes starting at p + tid·bytes. */
 export function stream_read_t(p: usize, bytes: usize, out: usize, u0: i32, u1: i32, tid: i32): void {

@@ -1,4 +1,4 @@
-// Shared SIMD helpers: fused/unfused multiply-add and an f32x4 exp.
+// Shared SIMD helpers: fused/unfused multiply-add, the i8 dot-accumulate, and an f32x4 exp.
 //
 // The same source builds twice (asconfig.json): a plain SIMD128 module and a relaxed-SIMD one.
 // `ASC_FEATURE_RELAXED_SIMD` is a compile-time constant, so each build keeps exactly one branch.
@@ -12,6 +12,22 @@ import { C_ONE, C_LOG2E, C_LN2_HI, C_LN2_LO, C_EXP_P0, C_EXP_MAX, C_EXP_MIN, C_I
     return f32x4.relaxed_madd(a, b, c);
   } else {
     return f32x4.add(f32x4.mul(a, b), c);
+  }
+}
+
+/**
+ * c + per i32 lane the sum of the four byte products a·b (a signed, b in [0, 127]).
+ * Relaxed build: one relaxed dot; SIMD128 build: the same integers through i16 products.
+ */
+// @ts-ignore: decorator
+@inline export function dot_i8_i7_add(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
+  } else {
+    // lo lanes: bytes (0+1, 2+3, 4+5, 6+7), hi lanes: (8+9, …, 14+15); lane j wants bytes 4j..4j+3.
+    const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_u(b));
+    const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_u(b));
+    return i32x4.add(c, i32x4.add(v128.shuffle<i32>(lo, hi, 0, 2, 4, 6), v128.shuffle<i32>(lo, hi, 1, 3, 5, 7)));
   }
 }
 

@@ -85,7 +85,7 @@ describe("wasm kernels vs reference", function () {
   this.timeout(20000);
   const ref = new ReferenceBackend();
   let one: WasmBackend, many: WasmBackend, fast: WasmBackend, tinyArenas: WasmBackend, f32Decode: WasmBackend;
-  let i16Decode: WasmBackend, plainI8: WasmBackend;
+  let i16Decode: WasmBackend, f32Prefill: WasmBackend, plainI8: WasmBackend;
   before(() => {
     one = new WasmBackend({ threads: 1 });
     many = new WasmBackend({ threads: 3 }); // more threads than work units in places: uneven splits
@@ -93,10 +93,11 @@ describe("wasm kernels vs reference", function () {
     tinyArenas = new WasmBackend({ threads: 2, arenaBytes: 16 * 1024 });
     f32Decode = new WasmBackend({ threads: 2, decodeQ4: "f32" });
     i16Decode = new WasmBackend({ threads: 2, decodeQ4: "i16x2" });
-    plainI8 = new WasmBackend({ threads: 2, simd: "simd128", decodeQ4: "i8x3" });
+    f32Prefill = new WasmBackend({ threads: 2, prefillQ4: "f32" });
+    plainI8 = new WasmBackend({ threads: 2, simd: "simd128", decodeQ4: "i8x3", prefillQ4: "i8x3" });
   });
   after(() => {
-    for (const b of [one, many, fast, tinyArenas, f32Decode, i16Decode, plainI8]) b.dispose();
+    for (const b of [one, many, fast, tinyArenas, f32Decode, i16Decode, f32Prefill, plainI8]) b.dispose();
   });
 
   /** Run `op` on the oracle and on 1 and 3 threads: close to the oracle, identical to each other. */
@@ -161,14 +162,15 @@ describe("wasm kernels vs reference", function () {
 
   const gptqShapes = [
     [1, 128, 8, 128], [3, 256, 24, 128], [7, 384, 40, 64], [130, 256, 16, 128], [1, 4096, 8, 128], [5, 64, 8, 32],
-    [1, 2048, 8, 2048], [1, 24, 16, 8], [1, 1032, 40, 24], [1, 11008, 24, 128],
+    [1, 2048, 8, 2048], [1, 24, 16, 8], [1, 1032, 40, 24], [1, 11008, 24, 128], [4, 1032, 16, 24], [2, 24, 8, 8],
   ];
   for (const [M, K, N, gs] of gptqShapes) {
-    it(`matmul gptq-int4 M=${M} K=${K} N=${N} group ${gs} (every decode kernel, f32 and fast)`, () => {
+    it(`matmul gptq-int4 M=${M} K=${K} N=${N} group ${gs} (every GPTQ kernel)`, () => {
       const w = gptq(N, K, gs);
       const x = tensor([M, K]);
       const want = ref.matmul(x, ref.linear(w));
-      const got = one.matmul(x, one.linear(w)); // M = 1: "i8x3", the relaxed build's default
+      const got = one.matmul(x, one.linear(w)); // "i8x3", the relaxed build's default, M = 1 and M > 1
+      expectClose(f32Prefill.matmul(x, f32Prefill.linear(w)), want);
       expectClose(got, want);
       expectSame(many.matmul(x, many.linear(w)), got);
       expectClose(f32Decode.matmul(x, f32Decode.linear(w)), want);
@@ -182,7 +184,7 @@ describe("wasm kernels vs reference", function () {
     });
   }
 
-  it("gptq decode: i8x3 keeps f32 accuracy on LLM-like activations with ×50 outliers", () => {
+  it("gptq: i8x3 keeps f32 accuracy on LLM-like activations with ×50 outliers (decode and prefill)", () => {
     // An outlier sets its group's scale; 24-bit digits leave the other values ~2^-23 of it.
     const K = 4096, N = 64;
     const w = gptq(N, K, 128);
@@ -197,9 +199,13 @@ describe("wasm kernels vs reference", function () {
     expectClose(one.matmul(z, one.linear(w)), ref.matmul(z, ref.linear(w)), 2e-6);
     const zero = new Tensor([1, K], new Float32Array(K));
     expect(Array.from(one.matmul(zero, one.linear(w)).data)).to.deep.equal(Array.from(w.bias ?? new Float32Array(N)));
+    const rows = tensor([5, K]);
+    for (let k = 0; k < rows.data.length; k += 211) rows.data[k] *= 50;
+    expectClose(one.matmul(rows, one.linear(w)), ref.matmul(rows, ref.linear(w)), 2e-6);
   });
-  it("decodeQ4: an unknown kernel name is an error", () => {
+  it("decodeQ4 / prefillQ4: an unknown kernel name is an error", () => {
     expect(() => new WasmBackend({ threads: 1, decodeQ4: "i4" as never })).to.throw(/decodeQ4 must be one of i8x3, i16x2, f32/);
+    expect(() => new WasmBackend({ threads: 1, prefillQ4: "i16x2" as never })).to.throw(/prefillQ4 must be one of i8x3, f32/);
   });
 
   it("gptq: K not a multiple of the group size is an error", () => {

@@ -25,6 +25,12 @@ export interface WasmBackendOptions {
    * SIMD128 build: x as two int16 levels, ~31 bits) or "f32" (every nibble converted, f32 FMA).
    */
   readonly decodeQ4?: DecodeQ4;
+  /**
+   * Prefill (M > 1) GPTQ kernel in "f32" precision: "i8x3" (default of the relaxed build: the same
+   * 24-bit digits as decode, relaxed i8 dot products, 3 rows per weight unpack) or "f32" (default of
+   * the SIMD128 build: exact dequantisation into f32 panels, register-tiled f32 GEMM).
+   */
+  readonly prefillQ4?: PrefillQ4;
   /** Kernel build: "auto" (relaxed SIMD when the engine has it), "relaxed" or "simd128". */
   readonly simd?: SimdFlavour | "auto";
   /** Weight bytes per arena (one WebAssembly.Memory) before the next is opened. Default 3 GiB. */
@@ -33,11 +39,13 @@ export interface WasmBackendOptions {
 
 export type DecodeQ4 = "i8x3" | "i16x2" | "f32";
 const DECODE_Q4: readonly DecodeQ4[] = ["i8x3", "i16x2", "f32"];
+export type PrefillQ4 = "i8x3" | "f32";
+const PREFILL_Q4: readonly PrefillQ4[] = ["i8x3", "f32"];
 
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
-  "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "gemv_q4_i8x3", "layer_norm", "rms_norm", "add", "add_rows",
-  "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "attn_decode", "peak_f32_t", "peak_dot_i16_t",
+  "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "gemv_q4_i8x3", "gemm_q4_i8x3", "layer_norm", "rms_norm", "add", "add_rows",
+  "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "attn_decode", "peak_f32_t", "peak_dot_i16_t", "peak_dot_i8_t",
   "stream_read_t",
 ];
 
@@ -80,6 +88,7 @@ export class WasmBackend implements Backend {
   readonly threads: number;
   readonly precision: "f32" | "fast";
   readonly decodeQ4: DecodeQ4;
+  readonly prefillQ4: PrefillQ4;
   readonly flavour: SimdFlavour;
   private readonly module: WebAssembly.Module;
   private readonly arenaBytes: number;
@@ -105,6 +114,10 @@ export class WasmBackend implements Backend {
     this.decodeQ4 = options.decodeQ4 ?? (this.flavour === "relaxed" ? "i8x3" : "i16x2");
     if (!DECODE_Q4.includes(this.decodeQ4)) {
       throw new Error(`WasmBackend: decodeQ4 must be one of ${DECODE_Q4.join(", ")}, got ${String(this.decodeQ4)}`);
+    }
+    this.prefillQ4 = options.prefillQ4 ?? (this.flavour === "relaxed" ? "i8x3" : "f32");
+    if (!PREFILL_Q4.includes(this.prefillQ4)) {
+      throw new Error(`WasmBackend: prefillQ4 must be one of ${PREFILL_Q4.join(", ")}, got ${String(this.prefillQ4)}`);
     }
     this.arenaBytes = options.arenaBytes ?? 3 * 2 ** 30;
     const first = new Arena(0, this.module, this.arenaBytes);
@@ -198,14 +211,15 @@ export class WasmBackend implements Backend {
       };
       return { run, c: cp };
     }
-    if (intOk && M === 1 && this.decodeQ4 === "i8x3") {
-      // Decode: x as three 8-bit digits (24 bits of the group maximum), int4 × int8 dot products.
+    if (intOk && (M === 1 ? this.decodeQ4 : this.prefillQ4) === "i8x3") {
+      // x as three 8-bit digits per (row, group): 24 bits of the group maximum; int4 × int8 dots.
       const gs = w.groupSize, G = K / gs;
-      const [xp, act, sums, sc, cp] = a.scratch([K * 4, K * 3, G * 8, G * 4, np * 4]);
-      a.f32(xp, K).set(x.data);
+      const [xp, act, sums, sc, cp] = a.scratch([M * K * 4, M * K * 3, M * G * 8, M * G * 4, M * np * 4]);
+      a.f32(xp, M * K).set(x.data);
       const run = (): void => {
-        a.k.q4_quantize_digits(xp, K, gs, act, sums, sc);
-        this.pool.run(a, "gemv_q4_i8x3", [act, sums, sc, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
+        a.k.q4_quantize_digits(xp, M, K, gs, act, sums, sc);
+        if (M === 1) this.pool.run(a, "gemv_q4_i8x3", [act, sums, sc, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
+        else this.pool.run(a, "gemm_q4_i8x3", [act, sums, sc, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
       };
       return { run, c: cp };
     }
