@@ -19,6 +19,10 @@ const CLI = ROOT + "dist/src/cli.js";
 const BACKENDS: Array<[string, () => Backend]> = [
   ["wasm, relaxed SIMD when available, 2 threads", () => new WasmBackend({ threads: 2 })],
   ["wasm, plain SIMD128 build, 1 thread", () => new WasmBackend({ threads: 1, simd: "simd128" })],
+  [
+    "wasm, plain SIMD128 build with the i8x3 GPTQ kernels (emulated i8 dot), 2 threads",
+    () => new WasmBackend({ threads: 2, simd: "simd128", decodeQ4: "i8x3", prefillQ4: "i8x3" }),
+  ],
 ];
 
 describe("conformance on every backend", function () {

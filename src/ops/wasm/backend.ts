@@ -14,8 +14,8 @@ export interface WasmBackendOptions {
   /** Threads including the caller's. Default os.availableParallelism(). */
   readonly threads?: number;
   /**
-   * GPTQ arithmetic. "f32" (default): f32-accurate (prefill: exact dequantisation, f32 products;
-   * decode: see decodeQ4). "fast" (opt-in): activations rounded to one int16 level per group ×
+   * GPTQ arithmetic. "f32" (default): f32-level accuracy (kernels: decodeQ4 and prefillQ4;
+   * docs/precision.md). "fast" (opt-in): activations rounded to one int16 level per group ×
    * int4 weights with i32x4.dot_i16x8_s — rel L2 up to ~1e-4 with outlier activations.
    */
   readonly precision?: "f32" | "fast";
