@@ -58,8 +58,9 @@ function quantize_row(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale:
     let amax: f32 = 0;
     for (let k = 0; k < gs; k++) amax = max(amax, abs(load<f32>(xg + (<usize>k << 2))));
     const sa: f32 = amax / <f32>DIGITS_QMAX;
-    // Quantise against exactly 1/sa (f64) of the f32 sa the kernel multiplies back with.
-    const inv: f64 = amax > 0 ? <f64>1 / <f64>sa : 0;
+    // Quantise against exactly 1/sa (f64) of the f32 sa the kernel multiplies back with. A group
+    // whose maximum is below ~1e-38 has sa = 0 (f32 underflow): it contributes 0, as an all-zero one.
+    const inv: f64 = sa > 0 ? <f64>1 / <f64>sa : 0;
     store<f32>(scale + (<usize>g << 2), sa * <f32>256);
     let s0: i32 = 0, s1: i32 = 0, s2: i32 = 0;
     for (let o = 0; o < gs >> 3; o++) {

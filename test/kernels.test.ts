@@ -197,6 +197,10 @@ describe("wasm kernels vs reference", function () {
     const z = new Tensor([1, K], new Float32Array(K));
     z.data.set(x.data.subarray(128), 128);
     expectClose(one.matmul(z, one.linear(w)), ref.matmul(z, ref.linear(w)), 2e-6);
+    // A group of subnormal-sized values (its scale underflows in f32) stays finite and ~exact.
+    const tiny = new Tensor([1, K], x.data.slice());
+    for (let k = 256; k < 384; k++) tiny.data[k] = 1e-39 * (k % 3 - 1);
+    expectClose(one.matmul(tiny, one.linear(w)), ref.matmul(tiny, ref.linear(w)), 2e-6);
     const zero = new Tensor([1, K], new Float32Array(K));
     expect(Array.from(one.matmul(zero, one.linear(w)).data)).to.deep.equal(Array.from(w.bias ?? new Float32Array(N)));
     const rows = tensor([5, K]);
