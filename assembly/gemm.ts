@@ -25,7 +25,7 @@
 //   for any thread count, because threads split the work by panels (output columns) only.
 import { madd } from "./simd";
 import { C_F16_EM, C_F16_SIGN, C_F16_SCALE, C_F16_INF, C_F32_INF } from "./consts";
-import { Q4_REC_EXTRA } from "./gemv_q4";
+import { Q4_REC_EXTRA, q4_block_groups, q4_rec } from "./gemv_q4";
 
 /** C[4 rows, 8 cols] (+)= A[4 rows, kc] · panel[kc, 8]. Row r of A at a + r·lda; C rows ldc apart. */
 // @ts-ignore: decorator
@@ -160,9 +160,8 @@ export function gemm(
         if (mode == 0) {
           b = w + <usize>p * (<usize>K << 5) + (<usize>pc << 5);
         } else if (mode == 3) {
-          const g = pc / kc0;
-          const r0 = w + (<usize>(2 * p) * G + g) * rec;
-          dequantQ4(r0, r0 + <usize>G * rec, kc0, mine);
+          const g = pc / kc0, nq = ldc >> 2, gb = q4_block_groups(kc0);
+          dequantQ4(q4_rec(w, 2 * p, g, G, nq, gb, rec), q4_rec(w, 2 * p + 1, g, G, nq, gb, rec), kc0, mine);
           b = mine;
         } else {
           convert16(w + <usize>p * (<usize>K << 4) + (<usize>pc << 4), mine, kc, mode);

@@ -14,7 +14,10 @@
 //                the original int32s: per 32-bit lane (= column) 8 nibbles = k0..k7 of an octet;
 //     f32x4    : scales[g, 4cq..4cq+3] (fp16 → f32);
 //     i32x4    : z′ = qzeros nibble + 1 (the AutoGPTQ "+1", see src/ops/backend.ts GptqWeights).
-//   Records are ordered [cq][g], so one quad's whole column strip is contiguous.
+//   Records are ordered [K block][cq][g in block], blocks of Q4_BLOCK_K inputs (q4_rec below): a
+//   kernel that walks one K block over its column quads reads one contiguous stream while that
+//   block's activations stay in L1. With K ≤ Q4_BLOCK_K this is [cq][g]: one quad's whole column
+//   strip is contiguous.
 //
 // Unpacking nibbles with SIMD, without widening
 //   Viewed as i16 lanes, the 32-bit lane of column c is [k0 k1 k2 k3 | k4 k5 k6 k7] (4 nibbles per
@@ -36,6 +39,22 @@ import { C_NIB_MASK, C_NIB_MASK_1, C_I32_15, C_INV_32768 } from "./consts";
 
 /** Bytes after the qweight words in a record: scales f32x4 + z′ i32x4. */
 export const Q4_REC_EXTRA: usize = 32;
+/** Inputs per K block of the record layout (src/ops/wasm/pack.ts writes it). */
+export const Q4_BLOCK_K: i32 = 4096;
+
+/** Groups per K block. */
+// @ts-ignore: decorator
+@inline export function q4_block_groups(gs: i32): i32 {
+  return max(1, Q4_BLOCK_K / gs);
+}
+
+/** Address of the record of column quad cq, group g (nq quads, G groups, gb groups per block). */
+// @ts-ignore: decorator
+@inline export function q4_rec(w: usize, cq: i32, g: i32, G: i32, nq: i32, gb: i32, rec: usize): usize {
+  const j = g % gb;
+  const g0 = g - j;
+  return w + (<usize>g0 * nq + <usize>cq * min(gb, G - g0) + j) * rec;
+}
 
 /**
  * Quantise rows of x [M, K] to int16 per (row, group):
@@ -123,17 +142,17 @@ export function gemm_q4_i16(
   const actRow: usize = <usize>K << 1; // bytes of act per row
   const gstep: usize = <usize>G << 2; // bytes between rows of scaleA / rowSum
   const ldcB: usize = <usize>ldc << 2;
+  const nq = ldc >> 2, gb = q4_block_groups(gs);
   for (let m0 = 0; m0 < M; m0 += mb) {
     const mEnd = min(m0 + mb, M);
     for (let cq = cq0; cq < cq1; cq++) {
-      const strip = w + <usize>cq * G * rec;
       const bq = v128.load(bias + (<usize>cq << 4));
       let m = m0;
       for (; m + 4 <= mEnd; m += 4) {
         let y0 = bq, y1 = bq, y2 = bq, y3 = bq;
         let a = act + <usize>m * actRow;
         for (let g = 0; g < G; g++) {
-          const r = strip + <usize>g * rec;
+          const r = q4_rec(w, cq, g, G, nq, gb, rec);
           let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
           for (let o = 0; o < nOct; o++) {
             const v = v128.load(r + (<usize>o << 4));
@@ -165,7 +184,7 @@ export function gemm_q4_i16(
         let y = bq;
         let a = act + <usize>m * actRow;
         for (let g = 0; g < G; g++) {
-          const r = strip + <usize>g * rec;
+          const r = q4_rec(w, cq, g, G, nq, gb, rec);
           let s = i32x4.splat(0), s16 = s;
           for (let o = 0; o < nOct; o++) {
             const v = v128.load(r + (<usize>o << 4));
@@ -195,8 +214,9 @@ export function gemm_q4_i16(
  */
 export function gemv_q4_i16x2(
   act: usize, actLo: usize, scaleA: usize, rowSum: usize, rowSumLo: usize, K: i32, gs: i32, w: usize,
-  bias: usize, c: usize, cq0: i32, cq1: i32, tid: i32,
+  nq: i32, bias: usize, c: usize, cq0: i32, cq1: i32, tid: i32,
 ): void {
+  const gb = q4_block_groups(gs);
   const G = K / gs;
   const nOct = gs >> 3;
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
@@ -204,11 +224,10 @@ export function gemv_q4_i16x2(
   const mask16 = v128.load(C_NIB_MASK_1);
   const inv32768 = v128.load(C_INV_32768);
   for (let cq = cq0; cq < cq1; cq++) {
-    const strip = w + <usize>cq * G * rec;
     let y = v128.load(bias + (<usize>cq << 4));
     let a: usize = act, b: usize = actLo;
     for (let g = 0; g < G; g++) {
-      const r = strip + <usize>g * rec;
+      const r = q4_rec(w, cq, g, G, nq, gb, rec);
       let s = i32x4.splat(0), t = s, s16 = s, t16 = s;
       for (let o = 0; o < nOct; o++) {
         const v = v128.load(r + (<usize>o << 4));
@@ -241,17 +260,17 @@ export function gemv_q4_i16x2(
  * Lanes = 4 columns; for each k, (v >> 4j) & 15 is that k's nibble in every column, converted to
  * f32 and multiplied by the broadcast x_k. xsum: Σ_k x_k per group, f32 [G].
  */
-export function gemv_q4_f32(x: usize, xsum: usize, K: i32, gs: i32, w: usize, bias: usize, c: usize, cq0: i32, cq1: i32, tid: i32): void {
+export function gemv_q4_f32(x: usize, xsum: usize, K: i32, gs: i32, w: usize, nq: i32, bias: usize, c: usize, cq0: i32, cq1: i32, tid: i32): void {
+  const gb = q4_block_groups(gs);
   const G = K / gs;
   const nOct = gs >> 3;
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const low = v128.load(C_I32_15);
   for (let cq = cq0; cq < cq1; cq++) {
-    const strip = w + <usize>cq * G * rec;
     let y = v128.load(bias + (<usize>cq << 4));
     let xp = x;
     for (let g = 0; g < G; g++) {
-      const r = strip + <usize>g * rec;
+      const r = q4_rec(w, cq, g, G, nq, gb, rec);
       let s = f32x4.splat(0), t = s;
       for (let o = 0; o < nOct; o++) {
         const v = v128.load(r + (<usize>o << 4));

@@ -35,7 +35,7 @@
 // with i16 widening and dot_i16x8_s (slower; that build keeps gemv_q4_i16x2 as its default).
 import { dot_i8_i7_add, madd } from "./simd";
 import { C_BYTE_NIB, C_INV_256 } from "./consts";
-import { Q4_REC_EXTRA } from "./gemv_q4";
+import { Q4_REC_EXTRA, q4_block_groups, q4_rec } from "./gemv_q4";
 
 /** Largest |q| = 127·(2^16 + 2^8 + 1): symmetric, and the top digit stays in [−128, 127]. */
 export const DIGITS_QMAX: i32 = 127 * (65536 + 256 + 1);
@@ -98,7 +98,8 @@ function quantize_row(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale:
 }
 
 /**
- * One row, one column quad: y + Σ_g (group g). a: the row's digits; sums/scale: the row's.
+ * One row, one column quad, G consecutive groups whose records are contiguous from r0 (one K
+ * block): y + Σ_g (group g). a, sums, scale: the row's digits, sums and scales from the first group.
  * Six accumulator chains (digit × even/odd k), one dot each per octet. vpdpbusd has ~4 cycles
  * of latency at 2 per cycle, so six chains cap the loop at 75% of the dot peak (measured on one
  * core: 6 chains 87, 10 chains 121 GMAC/s). Nine or twelve chains spill (V8 allocates 15 xmm
@@ -107,12 +108,12 @@ function quantize_row(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale:
  */
 // @ts-ignore: decorator
 @inline function row_quad(
-  y: v128, a: usize, strip: usize, G: i32, gs: i32, sums: usize, scale: usize, nib: v128, inv256: v128,
+  y: v128, a: usize, r0: usize, G: i32, gs: i32, sums: usize, scale: usize, nib: v128, inv256: v128,
 ): v128 {
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const zero = i32x4.splat(0);
   for (let g = 0; g < G; g++) {
-    const r = strip + <usize>g * rec;
+    const r = r0 + <usize>g * rec;
     let e0 = zero, o0 = zero, e1 = zero, o1 = zero, e2 = zero, o2 = zero;
     const end = r + (<usize>gs << 1);
     for (let q = r; q < end; q += 16) {
@@ -139,16 +140,26 @@ function quantize_row(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale:
  *   act/sums/scale from q4_quantize_digits; w: records; bias f32 [Np]; c: output f32 [Np].
  */
 export function gemv_q4_i8x3(
-  act: usize, sums: usize, scale: usize, K: i32, gs: i32, w: usize, bias: usize, c: usize,
+  act: usize, sums: usize, scale: usize, K: i32, gs: i32, w: usize, nq: i32, bias: usize, c: usize,
   cq0: i32, cq1: i32, tid: i32,
 ): void {
   const G = K / gs;
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const nib = v128.load(C_BYTE_NIB);
   const inv256 = v128.load(C_INV_256);
-  for (let cq = cq0; cq < cq1; cq++) {
-    const y = row_quad(v128.load(bias + (<usize>cq << 4)), act, w + <usize>cq * G * rec, G, gs, sums, scale, nib, inv256);
-    v128.store(c + (<usize>cq << 4), y);
+  // K block outermost: the block's digits (3·Q4_BLOCK_K bytes = 12 KiB) stay in L1 while this
+  // thread's records of the block stream past as one contiguous run (the [block][quad][group]
+  // layout). Each column still sums its groups in order; y waits in c between blocks.
+  const gb = q4_block_groups(gs);
+  for (let g0 = 0; g0 < G; g0 += gb) {
+    const gn = min(gb, G - g0);
+    const a = act + <usize>g0 * gs * 3;
+    for (let cq = cq0; cq < cq1; cq++) {
+      const cp = c + (<usize>cq << 4);
+      const y = g0 == 0 ? v128.load(bias + (<usize>cq << 4)) : v128.load(cp);
+      const r0 = q4_rec(w, cq, g0, G, nq, gb, rec);
+      v128.store(cp, row_quad(y, a, r0, gn, gs, sums + (<usize>g0 << 3), scale + (<usize>g0 << 2), nib, inv256));
+    }
   }
 }
 
@@ -173,17 +184,17 @@ export function gemm_q4_i8x3(
   const gRow: usize = <usize>G << 3; // sums bytes per row
   const sRow: usize = <usize>G << 2; // scale bytes per row
   const ldcB: usize = <usize>ldc << 2;
+  const nq = ldc >> 2, gb = q4_block_groups(gs);
   for (let m0 = 0; m0 < M; m0 += mb) {
     const mEnd = min(m0 + mb, M);
     for (let cq = cq0; cq < cq1; cq++) {
-      const strip = w + <usize>cq * G * rec;
       const bq = v128.load(bias + (<usize>cq << 4));
       let m = m0;
       for (; m + 3 <= mEnd; m += 3) {
         let y0 = bq, y1 = bq, y2 = bq;
         let a = act + <usize>m * aRow;
         for (let g = 0; g < G; g++) {
-          const r = strip + <usize>g * rec;
+          const r = q4_rec(w, cq, g, G, nq, gb, rec);
           let s00 = i32x4.splat(0), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00, s20 = s00, s21 = s00, s22 = s00;
           const end = r + (<usize>gs << 1);
           for (let q = r; q < end; q += 16) {
@@ -219,7 +230,12 @@ export function gemm_q4_i8x3(
         v128.store(cp + 2 * ldcB, y2);
       }
       for (; m < mEnd; m++) {
-        const y = row_quad(bq, act + <usize>m * aRow, strip, G, gs, sums + <usize>m * gRow, scale + <usize>m * sRow, v128.load(C_BYTE_NIB), v128.load(C_INV_256));
+        let y = bq;
+        for (let g0 = 0; g0 < G; g0 += gb) {
+          const a = act + <usize>m * aRow + <usize>g0 * gs * 3;
+          const sg = sums + <usize>m * gRow + (<usize>g0 << 3), sc = scale + <usize>m * sRow + (<usize>g0 << 2);
+          y = row_quad(y, a, q4_rec(w, cq, g0, G, nq, gb, rec), min(gb, G - g0), gs, sg, sc, v128.load(C_BYTE_NIB), v128.load(C_INV_256));
+        }
         v128.store(c + <usize>m * ldcB + (<usize>cq << 4), y);
       }
     }

@@ -218,7 +218,7 @@ export class WasmBackend implements Backend {
       a.f32(xp, M * K).set(x.data);
       const run = (): void => {
         a.k.q4_quantize_digits(xp, M, K, gs, act, sums, sc);
-        if (M === 1) this.pool.run(a, "gemv_q4_i8x3", [act, sums, sc, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
+        if (M === 1) this.pool.run(a, "gemv_q4_i8x3", [act, sums, sc, K, gs, w.weight, N / 4, w.bias, cp], N / 4, 1, parallel);
         else this.pool.run(a, "gemm_q4_i8x3", [act, sums, sc, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
       };
       return { run, c: cp };
@@ -230,7 +230,7 @@ export class WasmBackend implements Backend {
       a.f32(xp, K).set(x.data);
       const run = (): void => {
         a.k.q4_quantize_rows(xp, 1, K, gs, act, sa, rs, lo, rsl);
-        this.pool.run(a, "gemv_q4_i16x2", [act, lo, sa, rs, rsl, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
+        this.pool.run(a, "gemv_q4_i16x2", [act, lo, sa, rs, rsl, K, gs, w.weight, N / 4, w.bias, cp], N / 4, 1, parallel);
       };
       return { run, c: cp };
     }
@@ -245,7 +245,7 @@ export class WasmBackend implements Backend {
         for (let k = g * gs; k < (g + 1) * gs; k++) s += x.data[k];
         sums[g] = s;
       }
-      const run = (): void => this.pool.run(a, "gemv_q4_f32", [xp, xs, K, gs, w.weight, w.bias, cp], N / 4, 1, parallel);
+      const run = (): void => this.pool.run(a, "gemv_q4_f32", [xp, xs, K, gs, w.weight, N / 4, w.bias, cp], N / 4, 1, parallel);
       return { run, c: cp };
     }
     if (M === 1 && w.gemv16) {

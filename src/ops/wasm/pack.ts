@@ -79,28 +79,37 @@ export function checkGptq(w: GptqWeights): void {
   }
 }
 
+/** Inputs per K block of the GPTQ record layout (assembly/gemv_q4.ts, Q4_BLOCK_K). */
+export const Q4_BLOCK_K = 4096;
+
 /**
- * GPTQ → records [N/4 column quads][G groups] of { gs/8 × 4 qweight int32, 4 scales f32, 4 z′ i32 }.
+ * GPTQ → records { gs/8 × 4 qweight int32, 4 scales f32, 4 z′ i32 } per (column quad, group),
+ * ordered [K block][N/4 column quads][groups of the block] (blocks of Q4_BLOCK_K inputs; with
+ * K ≤ Q4_BLOCK_K simply [quad][group]).
  */
 export function packGptq(arena: Arena, w: GptqWeights): number {
   const { inFeatures: K, outFeatures: N, groupSize: gs } = w;
   const G = K / gs;
   const oct = gs / 8;
   const recInts = oct * 4 + Q4_REC_EXTRA / 4;
+  const gb = Math.max(1, Math.floor(Q4_BLOCK_K / gs));
   const p = arena.allocWeights((N / 4) * G * recInts * 4);
   const di = arena.i32(p, (N / 4) * G * recInts);
   const df = arena.f32(p, (N / 4) * G * recInts);
   let r = 0;
-  for (let cq = 0; cq < N / 4; cq++) {
-    for (let g = 0; g < G; g++) {
-      for (let o = 0; o < oct; o++) {
-        const src = (g * oct + o) * N + cq * 4;
-        for (let c = 0; c < 4; c++) di[r++] = w.qweight[src + c];
-      }
-      for (let c = 0; c < 4; c++) df[r++] = f16ToF32(w.scales[g * N + cq * 4 + c]);
-      for (let c = 0; c < 4; c++) {
-        const n = cq * 4 + c;
-        di[r++] = ((w.qzeros[g * (N / 8) + (n >> 3)] >>> (4 * (n & 7))) & 15) + 1;
+  for (let g0 = 0; g0 < G; g0 += gb) {
+    const g1 = Math.min(G, g0 + gb);
+    for (let cq = 0; cq < N / 4; cq++) {
+      for (let g = g0; g < g1; g++) {
+        for (let o = 0; o < oct; o++) {
+          const src = (g * oct + o) * N + cq * 4;
+          for (let c = 0; c < 4; c++) di[r++] = w.qweight[src + c];
+        }
+        for (let c = 0; c < 4; c++) df[r++] = f16ToF32(w.scales[g * N + cq * 4 + c]);
+        for (let c = 0; c < 4; c++) {
+          const n = cq * 4 + c;
+          di[r++] = ((w.qzeros[g * (N / 8) + (n >> 3)] >>> (4 * (n & 7))) & 15) + 1;
+        }
       }
     }
   }
