@@ -23,6 +23,8 @@ export interface CausalLM<Cache> {
   /** Positions the model can attend over (max_position_embeddings). */
   readonly maxContext: number;
   newCache(capacity: number): Cache;
+  /** Give a cache's storage back once generation is over (optional). */
+  disposeCache?(cache: Cache): void;
   /** Logits of the prompt's last position: [1, V]. */
   prefill(ids: ArrayLike<number>, cache: Cache, options: { imageEmbeds?: readonly Tensor[] }): Tensor;
   /** Logits after feeding one more token: [V]. */
@@ -118,35 +120,40 @@ export async function* generateStream<C>(
   const history = [...promptIds];
   const ids: number[] = [];
 
-  const t0 = performance.now();
-  let logits = model.prefill(promptIds, cache, { imageEmbeds: options.imageEmbeds }).data; // [V]
-  const prefillMs = performance.now() - t0;
-  let decodeMs = 0;
-  let decodeSteps = 0;
-  const result = (finishReason: FinishReason, extra: Partial<GenerateResult> = {}): GenerateResult => ({
-    ids, finishReason, promptTokens: L, prefillMs, decodeMs, decodeSteps, ...extra,
-  });
+  try {
+    const t0 = performance.now();
+    let logits = model.prefill(promptIds, cache, { imageEmbeds: options.imageEmbeds }).data; // [V]
+    const prefillMs = performance.now() - t0;
+    let decodeMs = 0;
+    let decodeSteps = 0;
+    const result = (finishReason: FinishReason, extra: Partial<GenerateResult> = {}): GenerateResult => ({
+      ids, finishReason, promptTokens: L, prefillMs, decodeMs, decodeSteps, ...extra,
+    });
 
-  for (;;) {
-    if (options.signal?.aborted) return result("aborted");
-    const id = sampler.next(logits, history);
-    if (stopIds.has(id)) return result("stop_token", { stopToken: id });
-    ids.push(id);
-    history.push(id);
-    yield id;
-    if (stopStrings.length > 0) {
-      const text = options.decode!(ids);
-      const hit = stopStrings.find((s) => text.includes(s));
-      if (hit !== undefined) return result("stop_string", { stopString: hit });
+    for (;;) {
+      if (options.signal?.aborted) return result("aborted");
+      const id = sampler.next(logits, history);
+      if (stopIds.has(id)) return result("stop_token", { stopToken: id });
+      ids.push(id);
+      history.push(id);
+      yield id;
+      if (stopStrings.length > 0) {
+        const text = options.decode!(ids);
+        const hit = stopStrings.find((s) => text.includes(s));
+        if (hit !== undefined) return result("stop_string", { stopString: hit });
+      }
+      if (ids.length >= options.maxNewTokens) return result("max_new_tokens");
+      // Feeding `id` needs one more position: L + ids.length tokens in all.
+      if (L + ids.length >= window) return result("context_window");
+      await nextTick(); // let timers and abort signals run between steps
+      const t1 = performance.now();
+      logits = model.decodeStep(id, cache);
+      decodeMs += performance.now() - t1;
+      decodeSteps++;
     }
-    if (ids.length >= options.maxNewTokens) return result("max_new_tokens");
-    // Feeding `id` needs one more position: L + ids.length tokens in all.
-    if (L + ids.length >= window) return result("context_window");
-    await nextTick(); // let timers and abort signals run between steps
-    const t1 = performance.now();
-    logits = model.decodeStep(id, cache);
-    decodeMs += performance.now() - t1;
-    decodeSteps++;
+  } finally {
+    // Also when the consumer stops early (return() on the generator) or a step throws.
+    model.disposeCache?.(cache);
   }
 }
 

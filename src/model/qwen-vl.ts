@@ -17,7 +17,7 @@
 //     encodePixels(pixels: Float32Array [3,S,S]): Tensor      normalised pixels → [256, C]
 //     imageSpans(ids): ImageSpan[]
 //     embedInputs(ids, imageEmbeds: Tensor[]): Tensor [L, C]
-//     newCache(capacity?): KvCache
+//     newCache(capacity?): KvCache;  disposeCache(cache)
 //     prefill(ids, cache, { imageEmbeds?, logitsFor?, onBlock? }): Tensor [R, V]
 //     decodeStep(id, cache): Float32Array [V]
 //     static cacheBytesPerToken(config): number
@@ -133,6 +133,10 @@ export class QwenVL {
   /** A KV cache for up to `capacity` tokens (it grows if needed, up to maxContext). */
   newCache(capacity?: number): KvCache {
     return this.decoder.newCache(capacity);
+  }
+
+  disposeCache(cache: KvCache): void {
+    cache.dispose();
   }
 
   /**

@@ -12,16 +12,17 @@
 // C = hidden size, F = MLP width (intermediate_size / 2), V = vocabulary.
 //
 // API
-//   class KvCache        per-layer keys/values [capacity, H, D] f32, grown on demand up to maxCapacity
+//   class KvCache        per-layer keys/values [capacity, H, D] f32, grown on demand up to maxCapacity,
+//                        in backend storage when the backend has allocStorage
 //     static bytesPerToken(cfg): number          2 · layers · H · D · 4
-//     length, capacity, ntkAlpha, reserve(n), reset()
+//     length, capacity, ntkAlpha, reserve(n), reset(), dispose()
 //   interface ForwardOptions { logitsFor?: "last" | "all" | readonly number[]; onBlock?(layer, h) }
 //   class QwenDecoder
 //     static load(vb: WeightSource /* checkpoint root */, cfg: QwenConfig, backend): QwenDecoder
 //     embed(ids): Tensor [T, C]
 //     newCache(capacity?): KvCache
 //     forward(x: Tensor [T, C], cache, options?): Tensor [R, V]   (R rows chosen by logitsFor)
-import { Tensor, type Backend, type GptqWeights, type Linear, type LinearWeights } from "../ops/backend.js";
+import { Tensor, type Backend, type GptqWeights, type Linear, type LinearWeights, type StorageProvider } from "../ops/backend.js";
 import type { WeightSource } from "../io/weights.js";
 import type { QwenConfig } from "../config.js";
 import { f16ArrayToF32, bf16ArrayToF32 } from "../io/fp16.js";
@@ -62,6 +63,10 @@ interface Block {
  * the first n positions of a layer are one contiguous [n, H, D] tensor (no copy per step).
  * Also remembers the rotary NTK alpha chosen at prefill, which decoding must keep
  * (modeling_qwen.py:648).
+ *
+ * With a StorageProvider (the backend's allocStorage) each layer's keys and values sit in one
+ * backend buffer [2][capacity][H][D] that attention reads in place; dispose() gives them back, and a
+ * cache that is dropped without dispose() gives them back when it is garbage-collected.
  */
 export class KvCache {
   length = 0;
@@ -69,9 +74,12 @@ export class KvCache {
   ntkAlpha: number | null = null;
   /** inv_freq for ntkAlpha, [D/2]. */
   invFreq: Float32Array | null = null;
-  private keys: Float32Array[];
-  private values: Float32Array[];
+  private keys: Float32Array[] = [];
+  private values: Float32Array[] = [];
+  /** One buffer per layer holding its keys then its values; shared with the finaliser. */
+  private readonly held: { blocks: Float32Array[] } = { blocks: [] };
   private cap: number;
+  private disposed = false;
 
   constructor(
     readonly numLayers: number,
@@ -80,11 +88,27 @@ export class KvCache {
     capacity: number,
     /** Never grow past this many positions (the model's context window). */
     readonly maxCapacity = Number.MAX_SAFE_INTEGER,
+    private readonly storage?: StorageProvider,
   ) {
     this.cap = Math.max(1, Math.min(capacity, maxCapacity));
-    const n = this.cap * numHeads * headDim;
-    this.keys = Array.from({ length: numLayers }, () => new Float32Array(n));
-    this.values = Array.from({ length: numLayers }, () => new Float32Array(n));
+    this.allocate(this.cap);
+    if (storage) KvCache.finaliser.register(this, { storage, held: this.held }, this);
+  }
+
+  /** Frees the storage of caches that were dropped without dispose(). */
+  private static readonly finaliser = new FinalizationRegistry<{ storage: StorageProvider; held: { blocks: Float32Array[] } }>(
+    ({ storage, held }) => {
+      for (const b of held.blocks) storage.freeStorage(b);
+    },
+  );
+
+  /** New (zeroed) buffers for `cap` positions; the caller copies what it keeps. */
+  private allocate(cap: number): void {
+    const n = cap * this.numHeads * this.headDim;
+    const blocks = Array.from({ length: this.numLayers }, () => (this.storage ? this.storage.allocStorage(2 * n) : new Float32Array(2 * n)));
+    this.keys = blocks.map((b) => b.subarray(0, n));
+    this.values = blocks.map((b) => b.subarray(n, 2 * n));
+    this.held.blocks = blocks;
   }
 
   /** Bytes of cache per token: keys and values (2) · layers · heads · head dim · 4 bytes (f32). */
@@ -101,18 +125,36 @@ export class KvCache {
    * 64 positions) rather than doubling: at 1 MiB per token for Qwen-VL-Chat, overshoot is costly.
    */
   reserve(tokens: number): void {
+    this.checkLive();
     if (tokens <= this.cap) return;
     if (tokens > this.maxCapacity) throw new Error(`KvCache: ${tokens} positions exceed the maximum of ${this.maxCapacity}`);
     const cap = Math.min(this.maxCapacity, Math.max(tokens, this.cap + Math.max(64, this.cap >> 2)));
-    const row = this.numHeads * this.headDim;
-    const grow = (old: Float32Array): Float32Array => {
-      const a = new Float32Array(cap * row);
-      a.set(old.subarray(0, this.length * row));
-      return a;
-    };
-    this.keys = this.keys.map(grow);
-    this.values = this.values.map(grow);
+    const used = this.length * this.numHeads * this.headDim;
+    const [oldKeys, oldValues, oldBlocks] = [this.keys, this.values, this.held.blocks];
+    this.allocate(cap);
+    for (let l = 0; l < this.numLayers; l++) {
+      this.keys[l].set(oldKeys[l].subarray(0, used));
+      this.values[l].set(oldValues[l].subarray(0, used));
+    }
+    if (this.storage) for (const b of oldBlocks) this.storage.freeStorage(b);
     this.cap = cap;
+  }
+
+  /** Give the storage back now (backend storage only matters; plain arrays are just dropped). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.storage) {
+      KvCache.finaliser.unregister(this);
+      for (const b of this.held.blocks) this.storage.freeStorage(b);
+    }
+    this.held.blocks = [];
+    this.keys = [];
+    this.values = [];
+  }
+
+  private checkLive(): void {
+    if (this.disposed) throw new Error("KvCache: used after dispose()");
   }
 
   /** Forget every token (the buffers are kept for reuse). */
@@ -124,6 +166,7 @@ export class KvCache {
 
   /** Store k, v [T, H, D] of `layer` at positions start..start+T−1. */
   write(layer: number, start: number, k: Tensor, v: Tensor): void {
+    this.checkLive();
     const row = this.numHeads * this.headDim;
     if (start * row + k.data.length > this.cap * row) throw new Error(`KvCache: write past capacity ${this.cap}`);
     this.keys[layer].set(k.data, start * row);
@@ -132,6 +175,7 @@ export class KvCache {
 
   /** Keys and values of positions 0..n−1 of `layer`, as [n, H, D] views. */
   view(layer: number, n: number): { k: Tensor; v: Tensor } {
+    this.checkLive();
     const size = n * this.numHeads * this.headDim;
     const shape = [n, this.numHeads, this.headDim];
     return {
@@ -252,7 +296,13 @@ export class QwenDecoder {
   }
 
   newCache(capacity = 256): KvCache {
-    return new KvCache(this.cfg.numLayers, this.cfg.numHeads, this.cfg.kvChannels, capacity, this.maxContext);
+    // Keys and values in backend storage when the backend has it: attention then reads them in
+    // place instead of staging the whole cache every step (docs/decoder.md).
+    const be = this.backend;
+    const storage: StorageProvider | undefined = be.allocStorage && be.freeStorage
+      ? { allocStorage: (n) => be.allocStorage!(n), freeStorage: (b) => be.freeStorage!(b) }
+      : undefined;
+    return new KvCache(this.cfg.numLayers, this.cfg.numHeads, this.cfg.kvChannels, capacity, this.maxContext, storage);
   }
 
   /** Embedding rows for `ids` (transformer.wte, modeling_qwen.py:625): [T, C] f32. */

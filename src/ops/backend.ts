@@ -148,4 +148,15 @@ export interface Backend {
    * "Storage ownership" above). Optional; tensors this backend did not allocate are ignored.
    */
   release?(...tensors: Tensor[]): void;
+
+  /**
+   * Long-lived storage of n zero-filled floats that this backend's ops can read in place, without
+   * the staging copy a plain Float32Array costs them (the KV cache, src/model/qwen.ts). Optional:
+   * backends without it get plain arrays. Give it back with freeStorage(buffer) — the whole buffer.
+   */
+  allocStorage?(n: number): Float32Array;
+  freeStorage?(buffer: Float32Array): void;
 }
+
+/** The part of a Backend that long-lived buffers come from. */
+export type StorageProvider = Required<Pick<Backend, "allocStorage" | "freeStorage">>;

@@ -9,6 +9,7 @@ import { Arena } from "./arena.js";
 import { loadKernels, type SimdFlavour } from "./module.js";
 import { checkGptq, denseBytes, gptqBytes, hasF16InfNaN, NR, packBias, packDense, packGptq, paddedCols } from "./pack.js";
 import { ThreadPool } from "./pool.js";
+import { StorageArenas } from "./storage.js";
 
 export interface WasmBackendOptions {
   /** Threads including the caller's. Default os.availableParallelism(). */
@@ -92,7 +93,11 @@ export class WasmBackend implements Backend {
   readonly flavour: SimdFlavour;
   private readonly module: WebAssembly.Module;
   private readonly arenaBytes: number;
+  /** Every arena by id: weight arenas and storage arenas (storage.ts). */
   private readonly arenas: Arena[] = [];
+  /** The arena new weights go to (the last weight arena). */
+  private weightArena: Arena;
+  private readonly storage: StorageArenas;
   private readonly pool: ThreadPool;
   /** Output buffers handed out and not yet released (weak: unreleased ones are simply collected). */
   private readonly owned = new WeakSet<Float32Array>();
@@ -122,7 +127,9 @@ export class WasmBackend implements Backend {
     this.arenaBytes = options.arenaBytes ?? 3 * 2 ** 30;
     const first = new Arena(0, this.module, this.arenaBytes);
     this.arenas.push(first);
+    this.weightArena = first;
     this.pool = new ThreadPool(this.threads, this.module, KERNELS, first);
+    this.storage = new StorageArenas(() => this.openArena(), this.arenaBytes);
     this.name = `wasm-${this.flavour}-${this.threads}t${this.precision === "fast" ? "-fast" : ""}`;
   }
 
@@ -142,13 +149,35 @@ export class WasmBackend implements Backend {
   }
 
   private arenaFor(bytes: number): Arena {
-    const last = this.arenas[this.arenas.length - 1];
-    if (last.fits(bytes)) return last;
+    if (this.weightArena.fits(bytes)) return this.weightArena;
+    this.weightArena = this.openArena();
+    return this.weightArena;
+  }
+
+  private openArena(): Arena {
     const a = new Arena(this.arenas.length, this.module, this.arenaBytes);
     this.arenas.push(a);
     this.pool.addArena(a);
     return a;
   }
+
+  /**
+   * Long-lived storage the ops read in place (Backend.allocStorage): attention on keys and values
+   * that live here skips staging them, which for a decode step was a copy of the whole cache.
+   */
+  allocStorage(n: number): Float32Array {
+    return this.storage.alloc(n);
+  }
+
+  freeStorage(a: Float32Array): void {
+    this.storage.free(a);
+  }
+
+  /** Bytes of storage handed out and not yet freed (tests). */
+  get storageBytes(): number {
+    return this.storage.liveBytes;
+  }
+
 
   linear(w: LinearWeights): Linear {
     const { inFeatures: K, outFeatures: N } = w;
@@ -279,9 +308,9 @@ export class WasmBackend implements Backend {
     return { ptrs, out: ptrs[inputs.length] };
   }
 
-  private result(shape: readonly number[], out: number, n: number): Tensor {
+  private result(shape: readonly number[], out: number, n: number, arena: Arena = this.act): Tensor {
     const data = this.alloc(n);
-    data.set(this.act.f32(out, n));
+    data.set(arena.f32(out, n));
     return new Tensor(shape, data);
   }
 
@@ -390,33 +419,48 @@ export class WasmBackend implements Backend {
     }
     const off = options.queryOffset ?? 0;
     if (!(off >= 0) || !Number.isInteger(off)) throw new Error(`attention: queryOffset ${off} is not a non-negative integer`);
-    const a = this.act;
+    // Keys and values in one storage arena (allocStorage: the KV cache) are read where they are;
+    // anything else is staged into arena 0 first.
+    const home = this.storage.home(k.data);
+    const inPlace = home !== undefined && this.storage.home(v.data) === home;
+    const a = inPlace ? home : this.act;
     if (Tq === 1 && D % 4 === 0 && Tk > 0) {
       // Decode: one query row reads K, V in place (assembly/attention.ts attn_decode); only the
-      // keys it can see are staged.
+      // keys it can see are used.
       const n = options.causal ? Math.min(Tk, off + 1) : Tk;
       const row = H * D;
-      const [qp, kp, vp, op, sp] = a.scratch([row * 4, n * row * 4, n * row * 4, row * 4, this.threads * n * 4]);
+      const [qp, op, sp, kp0, vp0] = a.scratch([row * 4, row * 4, this.threads * n * 4, inPlace ? 0 : n * row * 4, inPlace ? 0 : n * row * 4]);
       a.f32(qp, row).set(q.data);
-      a.f32(kp, n * row).set(k.data.subarray(0, n * row));
-      a.f32(vp, n * row).set(v.data.subarray(0, n * row));
+      let kp = k.data.byteOffset, vp = v.data.byteOffset;
+      if (!inPlace) {
+        a.f32(kp0, n * row).set(k.data.subarray(0, n * row));
+        a.f32(vp0, n * row).set(v.data.subarray(0, n * row));
+        kp = kp0;
+        vp = vp0;
+      }
       this.pool.run(a, "attn_decode", [qp, kp, vp, op, n, H, D, options.scale, n, sp], H, 1, n * row >= PARALLEL_MIN_WORK);
-      return this.result(q.shape, op, row);
+      return this.result(q.shape, op, row, a);
     }
     // assembly/attention.ts: pack K, V per head into GEMM panels, then blocks of ATTN_QB query rows.
     const tkp = Math.ceil(Tk / 8) * 8, dp = Math.ceil(D / 8) * 8;
-    const [qp, kp, vp, kpk, vpk, op, sp] = a.scratch([
-      q.data.length * 4, k.data.length * 4, v.data.length * 4, H * tkp * D * 4, H * dp * Tk * 4,
-      q.data.length * 4, this.threads * ATTN_QB * (tkp + dp + 1) * 4,
+    const kn = Tk * H * D;
+    const [qp, kpk, vpk, op, sp, kp0, vp0] = a.scratch([
+      q.data.length * 4, H * tkp * D * 4, H * dp * Tk * 4, q.data.length * 4, this.threads * ATTN_QB * (tkp + dp + 1) * 4,
+      inPlace ? 0 : kn * 4, inPlace ? 0 : kn * 4,
     ]);
     a.f32(qp, q.data.length).set(q.data);
-    a.f32(kp, k.data.length).set(k.data);
-    a.f32(vp, v.data.length).set(v.data);
+    let kp = k.data.byteOffset, vp = v.data.byteOffset;
+    if (!inPlace) {
+      a.f32(kp0, kn).set(k.data.subarray(0, kn));
+      a.f32(vp0, kn).set(v.data.subarray(0, kn));
+      kp = kp0;
+      vp = vp0;
+    }
     const parallel = Tq * Tk * H * D >= PARALLEL_MIN_WORK;
     this.pool.run(a, "attn_pack", [kp, vp, kpk, vpk, Tk, H, D], H, 1, parallel);
     const units = H * Math.ceil(Tq / ATTN_QB);
     this.pool.run(a, "attention", [qp, kpk, vpk, op, Tq, Tk, H, D, options.scale, options.causal ? 1 : 0, off, sp], units, 1, parallel);
-    return this.result(q.shape, op, q.data.length);
+    return this.result(q.shape, op, q.data.length, a);
   }
 
   /** Run a pool kernel on arena 0 (benchmarks: the machine-limit probes of assembly/peak.ts). */
