@@ -1,5 +1,6 @@
-// GPTQ int4 decode GEMV on three 8-bit digits of the activation ("i8x3", the default decode path
-// of the relaxed build), over the same weight records as gemv_q4.ts (Q4_REC_EXTRA, layout there).
+// GPTQ int4 × activations as three 8-bit digits ("i8x3", the relaxed build's default): the decode
+// GEMV gemv_q4_i8x3 and the prefill GEMM gemm_q4_i8x3, over the same weight records as gemv_q4.ts
+// (Q4_REC_EXTRA, q4_rec; layout there).
 //
 // Why 8-bit digits
 //   i32x4.relaxed_dot_i8x16_i7x16_add_s multiplies 16 signed bytes by 16 bytes in [0, 127], sums
