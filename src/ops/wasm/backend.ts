@@ -45,7 +45,7 @@ const PREFILL_Q4: readonly PrefillQ4[] = ["i8x3", "f32"];
 
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
-  "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "gemv_q4_i8x3", "gemm_q4_i8x3", "layer_norm", "rms_norm", "add", "add_rows",
+  "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "gemv_q4_i8x3", "gemm_q4_i8x3", "q4_quantize_digits_t", "layer_norm", "rms_norm", "add", "add_rows",
   "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "attn_decode", "peak_f32_t", "peak_dot_i16_t", "peak_dot_i8_t",
   "stream_read_t",
 ];
@@ -246,7 +246,9 @@ export class WasmBackend implements Backend {
       const [xp, act, sums, sc, cp] = a.scratch([M * K * 4, M * K * 3, M * G * 8, M * G * 4, M * np * 4]);
       a.f32(xp, M * K).set(x.data);
       const run = (): void => {
-        a.k.q4_quantize_digits(xp, M, K, gs, act, sums, sc);
+        // One row is ~20 µs: threads only pay off for prefill.
+        if (M === 1) a.k.q4_quantize_digits(xp, 1, K, gs, act, sums, sc);
+        else this.pool.run(a, "q4_quantize_digits_t", [xp, K, gs, act, sums, sc], M, 1, parallel);
         if (M === 1) this.pool.run(a, "gemv_q4_i8x3", [act, sums, sc, K, gs, w.weight, N / 4, w.bias, cp], N / 4, 1, parallel);
         else this.pool.run(a, "gemm_q4_i8x3", [act, sums, sc, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
       };
