@@ -63,22 +63,34 @@ function report(r: Row): void {
 }
 
 // ---------------------------------------------------------------- limits
-function peaks(b: WasmBackend, suffix: string): { f32: number; dot: number; dot8: number; mem: number } {
+type Lim = { f32: number; dot: number; dot8: number; mem: number };
+
+/** Register-only peaks of assembly/peak.ts on all of b's threads, `it` rounds each (mem left 0). */
+function computePeaks(b: WasmBackend, it: number): Lim {
   const t = b.threads;
   const out = b.scratch(64);
-  const it = QUICK ? 2e6 : 2e7;
-  const f32s = time(() => b.runKernel("peak_f32_t", [it, 1.0000001, 1e-7, out.ptr], t));
-  const f32 = (t * it * 12 * 4 * 2) / f32s / 1e9;
-  const dots = time(() => b.runKernel("peak_dot_i16_t", [it, 3, 5, out.ptr], t));
-  const dot = (t * it * 8 * 8 * 2) / dots / 1e9;
-  const dot8s = time(() => b.runKernel("peak_dot_i8_t", [it, 3, 5, out.ptr], t));
-  const dot8 = (t * it * 10 * 16 * 2) / dot8s / 1e9;
-  // ≥ 1 GiB in total, split over the threads; filled first (untouched pages would read as zero page).
-  const per = Math.ceil(2 ** 30 / t / 64) * 64;
+  const rate = (fn: string, args: number[], ops: number): number => (t * it * ops) / time(() => b.runKernel(fn, [it, ...args, out.ptr], t)) / 1e9;
+  return {
+    f32: rate("peak_f32_t", [1.0000001, 1e-7], 12 * 4 * 2),
+    dot: rate("peak_dot_i16_t", [3, 5], 8 * 8 * 2),
+    dot8: rate("peak_dot_i8_t", [3, 5], 10 * 16 * 2),
+    mem: 0,
+  };
+}
+
+/** GB/s of a streaming read of `total` bytes split over b's threads, filled first (untouched pages would read as the zero page). */
+function memRead(b: WasmBackend, total: number): number {
+  const t = b.threads;
+  const per = Math.ceil(total / t / 64) * 64;
+  const out = b.scratch(64);
   const buf = b.scratch(per * t + 64);
   new Uint8Array(buf.f32(((per * t) / 4) | 0).buffer, buf.ptr, per * t).fill(7);
-  const mems = time(() => b.runKernel("stream_read_t", [buf.ptr, per, out.ptr], t));
-  const mem = (per * t) / mems / 1e9;
+  return (per * t) / time(() => b.runKernel("stream_read_t", [buf.ptr, per, out.ptr], t)) / 1e9;
+}
+
+function peaks(b: WasmBackend, suffix: string): Lim {
+  const { f32, dot, dot8 } = computePeaks(b, QUICK ? 2e6 : 2e7);
+  const mem = memRead(b, 2 ** 30); // ≥ 1 GiB in total
   const variant = b.flavour === "relaxed" ? "f32x4.relaxed_madd" : "f32x4.mul+add";
   report({ key: `simd_peak_gflops${suffix}`, what: `register-only ${variant}`, value: f32, unit: "GFLOP/s" });
   report({ key: `dot_i16_peak_gops${suffix}`, what: "register-only i32x4.dot_i16x8_s + add", value: dot, unit: "GOP/s" });
@@ -139,7 +151,6 @@ function main(): void {
   const gbpsAt = (flops: number): number => (flops / 2) * (bytes / (gk * gn));
   // i8x3 executes 3 byte products per weight (one per digit): its useful-flop ceiling is a third of
   // the i8 dot peak; i16x2 executes 2 int16 products per weight: half the dot_i16 peak.
-  type Lim = { f32: number; dot: number; dot8: number; mem: number };
   const variants: { be: WasmBackend; tag: string; peak: (l: Lim) => number; peakName: string; how: string }[] = [
     { be: b, tag: "", peak: (l) => l.dot8 / 3, peakName: "dot_i8_peak/3", how: "x as 3 int8 digits (default)" },
     { be: b16, tag: "_i16x2", peak: (l) => l.dot / 2, peakName: "dot_i16_peak/2", how: "x as 2 int16 levels" },
@@ -156,25 +167,11 @@ function main(): void {
   const ROUNDS = QUICK ? 3 : 7;
   const perRound: Record<string, number[]> = {};
   const push = (k: string, v: number): void => void (perRound[k] ??= []).push(v);
-  const out = b.scratch(64);
   /** The register-only peaks again (~0.1 s), for limits measured next to the kernels. */
-  const peaksNow = (): Lim => {
-    const t = b.threads, it = 2e6, out = b.scratch(64);
-    return {
-      f32: (t * it * 12 * 4 * 2) / time(() => b.runKernel("peak_f32_t", [it, 1.0000001, 1e-7, out.ptr], t)) / 1e9,
-      dot: (t * it * 8 * 8 * 2) / time(() => b.runKernel("peak_dot_i16_t", [it, 3, 5, out.ptr], t)) / 1e9,
-      dot8: (t * it * 10 * 16 * 2) / time(() => b.runKernel("peak_dot_i8_t", [it, 3, 5, out.ptr], t)) / 1e9,
-      mem: 0,
-    };
-  };
+  const peaksNow = (): Lim => computePeaks(b, 2e6);
   for (let r = 0; r < ROUNDS; r++) {
-    const t = b.threads;
     const l = peaksNow();
-    const out = b.scratch(64);
-    const per = 2 ** 28 / t; // 256 MiB per round, 8× the L3
-    const buf = b.scratch(per * t + 64);
-    new Uint8Array(buf.f32(((per * t) / 4) | 0).buffer, buf.ptr, per * t).fill(7);
-    l.mem = (per * t) / time(() => b.runKernel("stream_read_t", [buf.ptr, per, out.ptr], t)) / 1e9;
+    l.mem = memRead(b, 2 ** 28); // 256 MiB per round, 8× the L3
     for (const [k, v] of Object.entries(l)) push(`lim_${k}`, v);
     // Untimed passes over every variant first: whichever kernel ran right after the 256 MiB read
     // measured up to 1.7× slow for its next ~40 calls, in every round.
