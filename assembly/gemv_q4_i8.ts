@@ -45,13 +45,14 @@ const OCT_BYTES: usize = 24;
 
 /**
  * Rows of x [M, K] → act [M][K/8][3 digits][8 bytes], sums [M][G][2] i32 (S0, 2^8·S2 + S1),
- * scale [M][G] f32 (sa·2^8). O(M·K), run by one thread before the threaded product.
+ * scale [M][G] f32 (sa·2^8). O(M·K), on the calling thread (decode: one row is ~20 µs);
+ * q4_quantize_digits_t is the thread-pool form that prefill uses.
  */
 export function q4_quantize_digits(x: usize, M: i32, K: i32, gs: i32, act: usize, sums: usize, scale: usize): void {
   q4_quantize_digits_t(x, K, gs, act, sums, scale, 0, M, 0);
 }
 
-/** Rows [m0, m1) of q4_quantize_digits: the thread-pool form, for prefill (16 ms at 300 × 11008). */
+/** Rows [m0, m1) of q4_quantize_digits: the thread-pool form, for prefill (16 ms on one thread at 300 × 11008). */
 export function q4_quantize_digits_t(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale: usize, m0: i32, m1: i32, tid: i32): void {
   const G = K / gs;
   for (let m = m0; m < m1; m++) quantize_row(x + (<usize>m * K << 2), K, gs, act + <usize>m * K * 3, sums + (<usize>m * G << 3), scale + (<usize>m * G << 2));
