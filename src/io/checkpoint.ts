@@ -82,29 +82,43 @@ export class Checkpoint {
     } catch (e) {
       throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`);
     }
-    const idx = index as { weight_map?: unknown; metadata?: { total_size?: unknown } };
-    if (typeof idx !== "object" || idx === null || typeof idx.weight_map !== "object" || idx.weight_map === null) {
+    const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+    if (!isObject(index) || !isObject(index.weight_map)) {
       throw new Error(`${indexPath}: missing object field "weight_map"`);
     }
-    const weightMap = idx.weight_map as Record<string, unknown>;
-    const totalSize = idx.metadata?.total_size;
-    const indexTotalSize = typeof totalSize === "number" ? totalSize : null;
+    if (index.metadata !== undefined && !isObject(index.metadata)) {
+      throw new Error(`${indexPath}: "metadata" must be an object, got ${JSON.stringify(index.metadata)}`);
+    }
+    const weightMap = index.weight_map;
+    const totalSize = index.metadata?.total_size;
+    const indexTotalSize = Number.isSafeInteger(totalSize) && (totalSize as number) >= 0 ? (totalSize as number) : null;
 
     // Open each shard once, in name order, checking it exists before reading any.
     const shardNames = [...new Set(Object.values(weightMap))];
     for (const [name, shard] of Object.entries(weightMap)) {
-      if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) {
+      if (typeof shard !== "string" || shard === "" || shard === "." || shard === ".." || /[/\\\0]/.test(shard)) {
         throw new Error(`${indexPath}: tensor "${name}" maps to ${JSON.stringify(shard)}, expected a file name in ${dir}`);
       }
-      if (!fs.existsSync(path.join(dir, shard))) {
+      const shardPath = path.join(dir, shard);
+      if (!fs.existsSync(shardPath)) {
         throw new Error(`${indexPath}: tensor "${name}" is in shard "${shard}", which is missing from ${dir}`);
+      }
+      if (!fs.statSync(shardPath).isFile()) {
+        throw new Error(`${indexPath}: tensor "${name}" is in shard "${shard}", which is not a regular file`);
       }
     }
     const files: SafetensorsFile[] = [];
     const byShard = new Map<string, SafetensorsFile>();
     try {
       for (const s of (shardNames as string[]).sort()) {
-        const f = SafetensorsFile.open(path.join(dir, s));
+        let f: SafetensorsFile;
+        try {
+          f = SafetensorsFile.open(path.join(dir, s));
+        } catch (e) {
+          const listed = Object.keys(weightMap).filter((n) => weightMap[n] === s);
+          const more = listed.length > 1 ? ` and ${listed.length - 1} more` : "";
+          throw new Error(`${(e as Error).message} (shard listed in ${indexPath} for tensor "${listed[0]}"${more})`);
+        }
         files.push(f);
         byShard.set(s, f);
       }

@@ -126,7 +126,9 @@ export class SafetensorsFile {
   static open(path: string): SafetensorsFile {
     const fd = fs.openSync(path, "r");
     try {
-      const fileSize = fs.fstatSync(fd).size;
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw new Error(`${path}: not a regular file`);
+      const fileSize = stat.size;
       const { headerLength, metadata, tensors } = parseHeader(fd, path, fileSize);
       return new SafetensorsFile(path, fd, fileSize, headerLength, metadata, tensors);
     } catch (e) {
@@ -273,6 +275,10 @@ function parseHeader(
     const shape = e.shape as number[];
     const [begin, end] = offs as [number, number];
     const expected = numel(shape) * DTYPE_BYTES[e.dtype];
+    // A shape whose byte size is not even a safe integer cannot describe data in any file.
+    if (!Number.isSafeInteger(expected)) {
+      throw new Error(`${where}: dtype ${e.dtype} × shape [${shape.join(", ")}] is too large (${expected} bytes)`);
+    }
     if (end - begin !== expected) {
       throw new Error(
         `${where}: data size ${end - begin} bytes does not match dtype ${e.dtype} × shape [${shape.join(", ")}] = ${expected} bytes`,
@@ -300,7 +306,18 @@ function parseHeader(
       `${path}: tensor "${bad.name}": data_offsets [${bad.begin}, ${bad.end}] out of range: the data area has ${dataSize} bytes`,
     );
   }
+  // Overlaps first: a tensor moved onto another leaves a hole behind it too, and the overlap is
+  // what names the moved tensor.
   let prev: { name: string; end: number } = { name: "", end: 0 };
+  for (const t of spans) {
+    if (t.begin < prev.end && t.end > t.begin) {
+      throw new Error(
+        `${path}: tensor "${t.name}": data_offsets [${t.begin}, ${t.end}] overlap tensor "${prev.name}" (ends at ${prev.end})`,
+      );
+    }
+    if (t.end > prev.end) prev = t;
+  }
+  prev = { name: "", end: 0 };
   for (const t of spans) {
     if (t.begin < prev.end) {
       throw new Error(
@@ -310,7 +327,7 @@ function parseHeader(
     if (t.begin > prev.end) {
       throw new Error(
         `${path}: tensor "${t.name}": data starts at ${t.begin} but the previous tensor ends at ${prev.end}: ` +
-          `the format allows no holes in the data area`,
+          `the format allows no holes in the data area` + (prev.name ? ` (previous tensor: "${prev.name}")` : ""),
       );
     }
     prev = t;

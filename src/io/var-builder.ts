@@ -7,6 +7,8 @@
 //   - dense otherwise: `<name>.weight` [out, in] (or [in, out] with spec.transposed, transposed
 //     here), f16/bf16 kept as raw 16-bit patterns so the full model never doubles in memory,
 //     f32 kept as f32; bias as f32 when spec.bias.
+// Every float tensor is scanned for NaN/Inf once it is read (src/io/finite.ts): a non-finite
+// weight is an error naming the tensor, not a silent wrong answer.
 // Reading a tensor never keeps a second copy: the bytes are read once into their final array.
 //
 // API
@@ -21,11 +23,13 @@
 //     linear(name, spec: LinearSpec): LinearWeights
 //     used(): ReadonlySet<string>                     full names read so far (shared by all pp() children)
 //     unused(): string[]                              checkpoint tensors never read
+import * as path from "node:path";
 import type { DenseWeights, GptqWeights, LinearWeights } from "../ops/backend.js";
 import type { LinearSpec, WeightSource } from "./weights.js";
 import { Checkpoint, type ProgressFn } from "./checkpoint.js";
 import type { RawTensor, TensorInfo } from "./safetensors.js";
 import { bf16ArrayToF32, f16ArrayToF32 } from "./fp16.js";
+import { describeNonFinite, firstNonFinite, type FloatKind } from "./finite.js";
 import { loadModelConfig, type GptqQuantization, type ModelConfig } from "../config.js";
 
 /** A float tensor as stored: f16/bf16 raw bits, or f32. */
@@ -34,6 +38,8 @@ export interface HalfTensor {
   readonly shape: readonly number[];
   readonly data: Float32Array | Uint16Array;
 }
+
+const FLOAT_KINDS: Readonly<Record<string, FloatKind | undefined>> = { F16: "f16", BF16: "bf16", F32: "f32", F64: "f64" };
 
 function fmt(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
@@ -108,7 +114,7 @@ export class VarBuilder implements WeightSource {
     const full = this.path(name);
     const info = this.checkpoint.info(full);
     if (!sameShape(info.shape, shape)) {
-      throw new Error(`${info.file}: tensor "${full}" has shape ${fmt(info.shape)}, but the config implies ${fmt(shape)}`);
+      throw new Error(`${info.file}: tensor "${full}" has shape ${fmt(info.shape)}, but the config implies ${fmt(shape)} (${path.join(this.checkpoint.dir, "config.json")})`);
     }
     if (!dtypes.includes(info.dtype)) {
       throw new Error(`${info.file}: tensor "${full}" has dtype ${info.dtype}, expected ${dtypes.join(" or ")}`);
@@ -116,7 +122,17 @@ export class VarBuilder implements WeightSource {
     this.usedNames.add(full);
     const alloc = this.options.allocate;
     const dest = kept && alloc && info.dtype !== "F64" ? alloc(info.byteLength, full) : undefined;
-    return this.checkpoint.read(full, dest);
+    const t = this.checkpoint.read(full, dest);
+    const kind = FLOAT_KINDS[info.dtype];
+    if (kind) {
+      // A NaN/Inf weight would only show up as garbage output much later: refuse it here.
+      const data = t.data as Float32Array | Float64Array | Uint16Array;
+      const i = firstNonFinite(data, kind);
+      if (i >= 0) {
+        throw new Error(`${info.file}: tensor "${full}" holds ${describeNonFinite(data, kind, i)} at element ${i} of ${data.length} (${info.dtype})`);
+      }
+    }
+    return t;
   }
 
   half(name: string, shape: readonly number[]): HalfTensor {

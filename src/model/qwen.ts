@@ -7,6 +7,10 @@
 // cache), like the reference's single forward with `past_key_values` (modeling_qwen.py:552-732).
 // All O(n·d) math goes through the Backend; the graph only copies rows (embedding lookup, KV cache)
 // and, in prefill, the column blocks of the fused c_attn and w1 | w2 outputs.
+// The residual stream is scanned for NaN/Inf after the attention and the MLP of every block, and
+// the logits once (one pass over T·C values per scan, against ~12·C² multiply-adds per token and
+// block): a non-finite value is an error naming the first layer where it appeared, e.g.
+// "transformer.h.3 mlp output contains NaN", never silent garbage (docs/security.md).
 //
 // Shapes: T = tokens in this call, P = tokens already cached, H = heads, D = head dim (kv_channels),
 // C = hidden size, F = MLP width (intermediate_size / 2), V = vocabulary.
@@ -27,6 +31,7 @@ import type { WeightSource } from "../io/weights.js";
 import type { QwenConfig } from "../config.js";
 import { f16ArrayToF32, bf16ArrayToF32 } from "../io/fp16.js";
 import { lognScales, ntkAlpha, rotaryInvFreq, rotaryTables } from "./rope.js";
+import { assertFinite } from "../io/finite.js";
 
 /** A float tensor in its stored precision (VarBuilder.half); lets the 151936-row table stay f16. */
 interface HalfTable {
@@ -385,6 +390,7 @@ export class QwenDecoder {
       const attn = be.attention(q, kv.k, kv.v, { scale, causal: true, queryOffset: P }); // attn: [T, H, D]
       const attnOut = be.matmul(attn.reshape([T, H * D]), b.wo); // attn_out: [T, C]
       const ffnInp = be.add(h, attnOut); // ffn_inp: [T, C] (modeling_qwen.py:386)
+      assertFinite(ffnInp.data, `transformer.h.${l} attention output`);
       release(q, attn, attnOut);
       if (ownH && h !== x) release(h);
       // --- MLP (QWenMLP.forward, modeling_qwen.py:331-336): c_proj(w1(x) · silu(w2(x))) ---
@@ -397,6 +403,7 @@ export class QwenDecoder {
       release(ffnNorm, a12);
       const ffnOut = be.matmul(gated, b.wDown); // ffn_out: [T, C]
       h = be.add(ffnInp, ffnOut); // l_out: [T, C]
+      assertFinite(h.data, `transformer.h.${l} mlp output`);
       release(gated, ffnInp, ffnOut);
       options.onBlock?.(l, h);
     }
@@ -407,6 +414,7 @@ export class QwenDecoder {
     const hSel = rows === null ? h : gatherRows(h, rows); // [R, C]
     const normed = be.rmsNorm(hSel, this.normOut, cfg.layerNormEpsilon); // [R, C]
     const logits = be.matmul(normed, this.lmHead); // logits: [R, V]
+    assertFinite(logits.data, "lm_head output");
     release(normed);
     if (ownH && h !== x) release(h);
     return logits;

@@ -14,6 +14,8 @@
 // partial(nn.LayerNorm, eps=1e-6)` (visual.py:368) and hands it to ln_pre, every block's ln_1/ln_2
 // (visual.py:375), the resampler's ln_q/ln_kv (visual.py:387) and ln_post (visual.py:389).
 //
+// Each block's output and the final embeddings are scanned for NaN/Inf (an error naming the block).
+//
 // Weight layout changes made once at load time (no runtime cost):
 //   - conv1.weight [width, 3, P, P] is read as a dense linear [width, 3·P·P]; patches are flattened
 //     in the same (c, ky, kx) order, so the convolution is one matmul.
@@ -28,6 +30,7 @@ import type { Backend, DenseWeights, Linear, LinearWeights } from "../ops/backen
 import type { WeightSource } from "../io/weights.js";
 import { getAbsPos } from "./interpolate.js";
 import { sincosPosEmbed2d } from "./sincos.js";
+import { assertFinite } from "../io/finite.js";
 
 /** The vision settings the tower needs (a structural subset of config.ts `VisualConfig`). */
 export interface VisionTowerConfig {
@@ -282,6 +285,7 @@ export class VisionTower {
       const ffnNorm = be.layerNorm(x, blk.ln2.weight, blk.ln2.bias, LN_EPS); // ffn_norm: [T, width]
       const ffnUp = be.gelu(be.matmul(ffnNorm, blk.fc)); // ffn_up: [T, mlpWidth]
       x = be.add(x, be.matmul(ffnUp, blk.proj)); // x: [T, width]
+      assertFinite(x.data, `transformer.visual.transformer.resblocks.${i} output`);
       trace?.(`vit.block.${i}`, x);
     }
 
@@ -289,6 +293,7 @@ export class VisionTower {
     trace?.("vit.resampler", x);
     x = be.layerNorm(x, this.lnPost.weight, this.lnPost.bias, LN_EPS); // visual.py:418
     x = be.matmul(x, this.proj); // visual.py:419, x: [nQueries, E]
+    assertFinite(x.data, "transformer.visual output (image embeddings)");
     trace?.("image_embeds", x);
     return x;
   }
