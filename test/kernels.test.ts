@@ -87,10 +87,13 @@ describe("wasm kernels vs reference", function () {
   let one: WasmBackend, many: WasmBackend, fast: WasmBackend, tinyArenas: WasmBackend, f32Decode: WasmBackend;
   let i16Decode: WasmBackend, f32Prefill: WasmBackend, plainI8: WasmBackend;
   before(() => {
-    one = new WasmBackend({ threads: 1 });
-    many = new WasmBackend({ threads: 3 }); // more threads than work units in places: uneven splits
+    // The GPTQ kernels are fixed here (not the per-machine choice, test/autotune.test.ts): these
+    // backends are compared bit for bit with each other.
+    const i8 = { decodeQ4: "i8x3", prefillQ4: "i8x3" } as const;
+    one = new WasmBackend({ threads: 1, ...i8 });
+    many = new WasmBackend({ threads: 3, ...i8 }); // more threads than work units in places: uneven splits
     fast = new WasmBackend({ threads: 2, precision: "fast" });
-    tinyArenas = new WasmBackend({ threads: 2, arenaBytes: 16 * 1024 });
+    tinyArenas = new WasmBackend({ threads: 2, arenaBytes: 16 * 1024, ...i8 });
     f32Decode = new WasmBackend({ threads: 2, decodeQ4: "f32" });
     i16Decode = new WasmBackend({ threads: 2, decodeQ4: "i16x2" });
     f32Prefill = new WasmBackend({ threads: 2, prefillQ4: "f32" });
@@ -171,7 +174,7 @@ describe("wasm kernels vs reference", function () {
       const w = gptq(N, K, gs);
       const x = tensor([M, K]);
       const want = ref.matmul(x, ref.linear(w));
-      const got = one.matmul(x, one.linear(w)); // "i8x3", the relaxed build's default, M = 1 and M > 1
+      const got = one.matmul(x, one.linear(w)); // "i8x3", M = 1 and M > 1
       expectClose(f32Prefill.matmul(x, f32Prefill.linear(w)), want);
       expectClose(got, want);
       expectSame(many.matmul(x, many.linear(w)), got);
@@ -211,8 +214,8 @@ describe("wasm kernels vs reference", function () {
     expectClose(one.matmul(rows, one.linear(w)), ref.matmul(rows, ref.linear(w)), 2e-6);
   });
   it("decodeQ4 / prefillQ4: an unknown kernel name is an error", () => {
-    expect(() => new WasmBackend({ threads: 1, decodeQ4: "i4" as never })).to.throw(/decodeQ4 must be one of i8x3, i16x2, f32/);
-    expect(() => new WasmBackend({ threads: 1, prefillQ4: "i16x2" as never })).to.throw(/prefillQ4 must be one of i8x3, f32/);
+    expect(() => new WasmBackend({ threads: 1, decodeQ4: "i4" as never })).to.throw(/decodeQ4 must be one of i8x3, i16x2, f32 or "auto"/);
+    expect(() => new WasmBackend({ threads: 1, prefillQ4: "i16x2" as never })).to.throw(/prefillQ4 must be one of i8x3, f32 or "auto"/);
   });
 
   it("gptq: K not a multiple of the group size is an error", () => {

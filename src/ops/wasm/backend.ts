@@ -6,8 +6,14 @@ import {
   Tensor, type AttentionOptions, type Backend, type Linear, type LinearWeights,
 } from "../backend.js";
 import { Arena } from "./arena.js";
+import {
+  choose, DECODE_Q4, ENV_DECODE_Q4, ENV_PREFILL_Q4, PREFILL_Q4, resolveSetting, timeVariants,
+  type ChoiceSource, type DecodeQ4, type PrefillQ4, type ProbeResult, type Q4Tuning,
+} from "./autotune.js";
 import { loadKernels, type SimdFlavour } from "./module.js";
-import { checkGptq, denseBytes, gptqBytes, hasF16InfNaN, NR, packBias, packDense, packGptq, paddedCols } from "./pack.js";
+import {
+  checkGptq, denseBytes, gptqBytes, hasF16InfNaN, NR, packBias, packDense, packGptq, packGptqSynthetic, paddedCols,
+} from "./pack.js";
 import { ThreadPool } from "./pool.js";
 import { StorageArenas } from "./storage.js";
 
@@ -21,27 +27,52 @@ export interface WasmBackendOptions {
    */
   readonly precision?: "f32" | "fast";
   /**
-   * Decode (M = 1) GPTQ kernel in "f32" precision: "i8x3" (default of the relaxed build: x to 24 bits
-   * of its group maximum as three 8-bit digits, relaxed i8 dot products), "i16x2" (default of the
-   * SIMD128 build: x as two int16 levels, ~31 bits) or "f32" (every nibble converted, f32 FMA).
+   * Decode (M = 1) GPTQ kernel in "f32" precision: "i8x3" (x to 24 bits of its group maximum as
+   * three 8-bit digits, relaxed i8 dot products), "i16x2" (x as two int16 levels, ~31 bits), "f32"
+   * (every nibble converted, f32 FMA) or "auto" (default: the fastest of the three on this machine,
+   * timed once per process — autotune.ts). Unset, the environment variable QWENVL_DECODE_Q4 decides
+   * (same values).
    */
-  readonly decodeQ4?: DecodeQ4;
+  readonly decodeQ4?: DecodeQ4 | "auto";
   /**
-   * Prefill (M > 1) GPTQ kernel in "f32" precision: "i8x3" (default of the relaxed build: the same
-   * 24-bit digits as decode, relaxed i8 dot products, 3 rows per weight unpack) or "f32" (default of
-   * the SIMD128 build: exact dequantisation into f32 panels, register-tiled f32 GEMM).
+   * Prefill (M > 1) GPTQ kernel in "f32" precision: "i8x3" (the same 24-bit digits as decode,
+   * relaxed i8 dot products, 3 rows per weight unpack), "f32" (exact dequantisation into f32
+   * panels, register-tiled f32 GEMM) or "auto" (default: the faster on this machine). Unset, the
+   * environment variable QWENVL_PREFILL_Q4 decides.
    */
-  readonly prefillQ4?: PrefillQ4;
+  readonly prefillQ4?: PrefillQ4 | "auto";
   /** Kernel build: "auto" (relaxed SIMD when the engine has it), "relaxed" or "simd128". */
   readonly simd?: SimdFlavour | "auto";
   /** Weight bytes per arena (one WebAssembly.Memory) before the next is opened. Default 3 GiB. */
   readonly arenaBytes?: number;
 }
 
-export type DecodeQ4 = "i8x3" | "i16x2" | "f32";
-const DECODE_Q4: readonly DecodeQ4[] = ["i8x3", "i16x2", "f32"];
-export type PrefillQ4 = "i8x3" | "f32";
-const PREFILL_Q4: readonly PrefillQ4[] = ["i8x3", "f32"];
+export type { DecodeQ4, PrefillQ4, Q4Tuning } from "./autotune.js";
+
+/**
+ * Probe shapes [M, K, N] (groups of 128): a K = 4096 GEMV whose 1 MiB of records sits in the
+ * cores' L2 (a decode step streams 3.5 GB from DRAM, but what differs between the variants is the
+ * work per weight), and a small prefill GEMM (67 MFLOP, ~0.7 ms on 2 cores).
+ */
+const PROBE_DECODE = [1, 4096, 512] as const;
+const PROBE_PREFILL = [32, 2048, 512] as const;
+/** Timed rounds and untimed first calls per variant. */
+const PROBE_DECODE_REPS = 7, PROBE_DECODE_WARMUP = 2;
+const PROBE_PREFILL_REPS = 4, PROBE_PREFILL_WARMUP = 1;
+
+interface ProbePart<T extends string> {
+  readonly result: ProbeResult<T>;
+  readonly ms: number;
+}
+/** Probe results per process, by "build/threads" (the choice depends on both). */
+const decodeWisdom = new Map<string, ProbePart<DecodeQ4>>();
+const prefillWisdom = new Map<string, ProbePart<PrefillQ4>>();
+
+function probeInput(M: number, K: number): Tensor {
+  const d = new Float32Array(M * K);
+  for (let i = 0; i < d.length; i++) d[i] = Math.sin(i * 0.7318) * (1 + (i % 7));
+  return new Tensor([M, K], d);
+}
 
 /** Kernels run through the pool (the worker function table). */
 const KERNELS = [
@@ -88,9 +119,10 @@ export class WasmBackend implements Backend {
   readonly name: string;
   readonly threads: number;
   readonly precision: "f32" | "fast";
-  readonly decodeQ4: DecodeQ4;
-  readonly prefillQ4: PrefillQ4;
   readonly flavour: SimdFlavour;
+  private readonly decodeSetting: { value: DecodeQ4 | "auto"; source: "option" | "env" | "default" };
+  private readonly prefillSetting: { value: PrefillQ4 | "auto"; source: "option" | "env" | "default" };
+  private tuned?: Q4Tuning;
   private readonly module: WebAssembly.Module;
   private readonly arenaBytes: number;
   /** Every arena by id: weight arenas and storage arenas (storage.ts). */
@@ -114,16 +146,9 @@ export class WasmBackend implements Backend {
     if (this.precision !== "f32" && this.precision !== "fast") {
       throw new Error(`WasmBackend: precision must be "f32" or "fast", got ${String(this.precision)}`);
     }
-    // The relaxed build has the one-instruction i8 dot; the SIMD128 build would emulate it with
-    // more instructions than the two-level int16 kernel needs (docs/kernels.md).
-    this.decodeQ4 = options.decodeQ4 ?? (this.flavour === "relaxed" ? "i8x3" : "i16x2");
-    if (!DECODE_Q4.includes(this.decodeQ4)) {
-      throw new Error(`WasmBackend: decodeQ4 must be one of ${DECODE_Q4.join(", ")}, got ${String(this.decodeQ4)}`);
-    }
-    this.prefillQ4 = options.prefillQ4 ?? (this.flavour === "relaxed" ? "i8x3" : "f32");
-    if (!PREFILL_Q4.includes(this.prefillQ4)) {
-      throw new Error(`WasmBackend: prefillQ4 must be one of ${PREFILL_Q4.join(", ")}, got ${String(this.prefillQ4)}`);
-    }
+    // Resolved now (so that a bad name fails at construction), probed lazily (tuning below).
+    this.decodeSetting = resolveSetting("decodeQ4", options.decodeQ4, ENV_DECODE_Q4, DECODE_Q4);
+    this.prefillSetting = resolveSetting("prefillQ4", options.prefillQ4, ENV_PREFILL_Q4, PREFILL_Q4);
     this.arenaBytes = options.arenaBytes ?? 3 * 2 ** 30;
     const first = new Arena(0, this.module, this.arenaBytes);
     this.arenas.push(first);
@@ -136,6 +161,99 @@ export class WasmBackend implements Backend {
   /** Stop the worker threads (they never keep the process alive, but this frees them now). */
   dispose(): void {
     this.pool.dispose();
+  }
+
+  /**
+   * The GPTQ kernels this backend runs and why: forced (option, environment variable) or chosen by
+   * a short timed probe on this machine, once per process for each build and thread count
+   * (autotune.ts). Runs the probe on first use: the first GPTQ linear() or matmul, or this getter.
+   */
+  get tuning(): Q4Tuning {
+    return (this.tuned ??= this.tune());
+  }
+
+  /** Decode (M = 1) GPTQ kernel in use (see tuning). */
+  get decodeQ4(): DecodeQ4 {
+    return this.tuning.decodeQ4;
+  }
+
+  /** Prefill (M > 1) GPTQ kernel in use (see tuning). */
+  get prefillQ4(): PrefillQ4 {
+    return this.tuning.prefillQ4;
+  }
+
+  private tune(): Q4Tuning {
+    const key = `${this.flavour}/${this.threads}`;
+    // Without a probe the build's default stands: the relaxed build has the one-instruction i8 dot
+    // on CPUs with VNNI; the SIMD128 build would emulate it (docs/kernels.md).
+    const builtIn = { decode: (this.flavour === "relaxed" ? "i8x3" : "i16x2") as DecodeQ4, prefill: (this.flavour === "relaxed" ? "i8x3" : "f32") as PrefillQ4 };
+    let probeMs = 0;
+    let cached = false;
+    const part = <T extends string>(
+      setting: { value: T | "auto"; source: "option" | "env" | "default" },
+      envName: string,
+      optName: string,
+      fallback: T,
+      wisdom: Map<string, ProbePart<T>>,
+      probe: () => ProbePart<T>,
+    ): { choice: T; source: ChoiceSource; reason: string; timings?: ProbeResult<T>["timings"] } => {
+      if (setting.value !== "auto") {
+        const by = setting.source === "env" ? `${envName}=${setting.value}` : `option ${optName}: "${setting.value}"`;
+        return { choice: setting.value, source: setting.source === "env" ? "env" : "option", reason: `forced by ${by}` };
+      }
+      if (this.precision === "fast") {
+        return { choice: fallback, source: "not probed", reason: "precision \"fast\": GPTQ layers run the one-level int16 kernel" };
+      }
+      let p = wisdom.get(key);
+      if (p) cached = true;
+      else wisdom.set(key, (p = probe()));
+      probeMs += p.ms;
+      return { choice: p.result.choice, source: "probe", reason: p.result.reason, timings: p.result.timings };
+    };
+    const d = part(this.decodeSetting, ENV_DECODE_Q4, "decodeQ4", builtIn.decode, decodeWisdom, () =>
+      this.probe(PROBE_DECODE, DECODE_Q4, builtIn.decode, PROBE_DECODE_REPS, PROBE_DECODE_WARMUP));
+    const p = part(this.prefillSetting, ENV_PREFILL_Q4, "prefillQ4", builtIn.prefill, prefillWisdom, () =>
+      this.probe(PROBE_PREFILL, PREFILL_Q4, builtIn.prefill, PROBE_PREFILL_REPS, PROBE_PREFILL_WARMUP));
+    return {
+      decodeQ4: d.choice,
+      prefillQ4: p.choice,
+      source: { decodeQ4: d.source, prefillQ4: p.source },
+      probeMs: Math.round(probeMs * 10) / 10,
+      cached,
+      shapes: { decode: PROBE_DECODE, prefill: PROBE_PREFILL },
+      timings: { ...(d.timings && { decodeQ4: d.timings }), ...(p.timings && { prefillQ4: p.timings }) },
+      reason: { decodeQ4: d.reason, prefillQ4: p.reason },
+    };
+  }
+
+  /**
+   * Time each variant on one synthetic GPTQ layer of shape [M, K, N], staged in arena 0 above its
+   * weights; the arena's weight top is restored afterwards, so the probe leaves nothing behind.
+   */
+  private probe<T extends DecodeQ4 | PrefillQ4>(
+    shape: readonly number[], variants: readonly T[], preferred: T, reps: number, warmup: number,
+  ): ProbePart<T> {
+    const t0 = performance.now();
+    const [M, K, N] = shape;
+    const a = this.act;
+    const top = a.top;
+    try {
+      const gs = 128;
+      const lin = new WasmLinear(K, N, "q4", a, packGptqSynthetic(a, K, N, gs), packBias(a, N, undefined, "probe"), gs);
+      const x = probeInput(M, K);
+      const np = paddedCols(N);
+      // Each variant's staging gets its own scratch: bump the top past it before the next.
+      const room = M * K * 16 + M * np * 8 + (K / gs) * M * 16 + this.threads * gs * NR * 4 + 4096;
+      const runs = new Map<T, () => void>();
+      for (const v of variants) {
+        runs.set(v, this.stageMatmul(x, lin, v).run);
+        a.allocWeights(room);
+      }
+      const result = choose(timeVariants(runs, reps, warmup), preferred);
+      return { result, ms: performance.now() - t0 };
+    } finally {
+      a.top = top;
+    }
   }
 
   /** Number of arenas (WebAssembly memories) opened so far. */
@@ -184,6 +302,8 @@ export class WasmBackend implements Backend {
     if (!(K > 0 && N > 0)) throw new Error(`linear: bad sizes in=${K} out=${N}`);
     if (w.kind === "gptq") {
       checkGptq(w);
+      // Choose the kernels now (load time) rather than in the first token.
+      if (this.precision === "f32") void this.tuning;
       const arena = this.arenaFor(gptqBytes(w));
       const weight = packGptq(arena, w);
       const bias = packBias(arena, N, w.bias, "linear (GPTQ)");
@@ -222,13 +342,15 @@ export class WasmBackend implements Backend {
    * Copy x into the weights' arena scratch and return the kernel run (which may be repeated: the
    * benchmark times it alone) and where C [M, Np] will be.
    */
-  private stageMatmul(x: Tensor, w: WasmLinear): { run: () => void; c: number } {
+  private stageMatmul(x: Tensor, w: WasmLinear, q4?: DecodeQ4 | PrefillQ4): { run: () => void; c: number } {
     const K = w.inFeatures, N = w.outFeatures, M = x.rows;
     const np = paddedCols(N);
     const a = w.arena;
     const parallel = M * K * N >= PARALLEL_MIN_WORK;
     // The integer kernels are exact in i32 up to groups of 1024 rows (assembly/gemv_q4.ts).
     const intOk = w.kind === "q4" && w.groupSize <= 1024;
+    // The GPTQ kernel: given (the probe) or this backend's choice (which may run the probe).
+    const kern = w.kind !== "q4" || (this.precision === "fast" && intOk) ? undefined : (q4 ?? (M === 1 ? this.decodeQ4 : this.prefillQ4));
     if (intOk && this.precision === "fast") {
       const gs = w.groupSize, G = K / gs;
       const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 2, M * G * 4, M * G * 4, M * np * 4]);
@@ -240,7 +362,7 @@ export class WasmBackend implements Backend {
       };
       return { run, c: cp };
     }
-    if (intOk && (M === 1 ? this.decodeQ4 : this.prefillQ4) === "i8x3") {
+    if (intOk && kern === "i8x3") {
       // x as three 8-bit digits per (row, group): 24 bits of the group maximum; int4 × int8 dots.
       const gs = w.groupSize, G = K / gs;
       const [xp, act, sums, sc, cp] = a.scratch([M * K * 4, M * K * 3, M * G * 8, M * G * 4, M * np * 4]);
@@ -254,7 +376,7 @@ export class WasmBackend implements Backend {
       };
       return { run, c: cp };
     }
-    if (intOk && M === 1 && this.decodeQ4 === "i16x2") {
+    if (intOk && M === 1 && kern === "i16x2") {
       // Decode: two int16 levels of x (error below f32 rounding), int4 × int16 dot products.
       const gs = w.groupSize, G = K / gs;
       const [xp, act, lo, sa, rs, rsl, cp] = a.scratch([K * 4, K * 2, K * 2, G * 4, G * 4, G * 4, np * 4]);

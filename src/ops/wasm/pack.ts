@@ -115,3 +115,30 @@ export function packGptq(arena: Arena, w: GptqWeights): number {
   }
   return p;
 }
+
+/**
+ * Records of a synthetic K×N GPTQ layer (groups of gs) for the kernel probe (backend.ts): what a
+ * kernel does per record does not depend on the values, so the qweight words repeat a short
+ * pseudo-random pattern, every scale is 0.01 and every z′ is 8 — written with native fills
+ * instead of packGptq's loops (a few ms of cold JavaScript at start-up).
+ */
+export function packGptqSynthetic(arena: Arena, K: number, N: number, gs: number): number {
+  const oct = gs / 8;
+  const recInts = oct * 4 + Q4_REC_EXTRA / 4;
+  const n = (N / 4) * (K / gs) * recInts;
+  const p = arena.allocWeights(n * 4);
+  const di = arena.i32(p, n);
+  const df = arena.f32(p, n);
+  // One record written by hand, then doubled with copyWithin (records have one stride).
+  let s = 0x9e3779b9 | 0;
+  for (let i = 0; i < oct * 4; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    di[i] = s;
+  }
+  df.fill(0.01, oct * 4, oct * 4 + 4);
+  di.fill(8, oct * 4 + 4, recInts);
+  for (let have = recInts; have < n; have *= 2) di.copyWithin(have, 0, Math.min(have, n - have));
+  return p;
+}
