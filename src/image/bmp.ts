@@ -3,13 +3,13 @@
 // clear error. Rows are stored bottom-up unless the height is negative, each padded to 4 bytes
 // (Microsoft BITMAPINFOHEADER documentation).
 import type { DecodedRGB } from "./png.js";
-import { checkImageSize } from "./limits.js";
+import { MAX_PIXELS, checkImageSize } from "./limits.js";
 
 export function isBmp(b: Uint8Array): boolean {
   return b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d;
 }
 
-export function decodeBmp(b: Uint8Array, name = "image"): DecodedRGB {
+export function decodeBmp(b: Uint8Array, name = "image", maxPixels = MAX_PIXELS): DecodedRGB {
   const fail = (msg: string): never => { throw new Error(`${name}: ${msg}`); };
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (b.length < 26) fail("BMP truncated in its header");
@@ -20,9 +20,10 @@ export function decodeBmp(b: Uint8Array, name = "image"): DecodedRGB {
   const bpp = dv.getUint16(28, true), comp = dv.getUint32(30, true);
   const height = Math.abs(rawH), topDown = rawH < 0;
   if (width <= 0 || height === 0) fail(`BMP has invalid size ${width}x${rawH}`);
-  checkImageSize(width, height, name);
+  checkImageSize(width, height, name, maxPixels);
   let masks: number[] | undefined;
   if (comp === 3 || comp === 6) { // BI_BITFIELDS: masks follow a 40-byte header, or live inside a larger one
+    if (b.length < 66) fail("BMP truncated in its bitfield masks");
     masks = [0, 1, 2].map((i) => dv.getUint32(54 + 4 * i, true));
   } else if (comp !== 0) fail(`unsupported BMP compression ${comp} (RLE/JPEG/PNG inside BMP)`);
   if (![1, 4, 8, 24, 32].includes(bpp)) fail(`unsupported BMP bit depth ${bpp}`);

@@ -13,7 +13,7 @@
 //   - colour conversion (jdcolor.c: `ycc_rgb_convert`, `ycck_cmyk_convert`, fixed point SCALEBITS 16).
 // A 4-component frame is CMYK unless an Adobe APP14 marker says transform 2 (YCCK) — jdapimin.c
 // `default_decompress_parms`.
-import { checkImageSize } from "./limits.js";
+import { MAX_PIXELS, checkImageSize } from "./limits.js";
 
 export interface JpegPlanes {
   width: number;
@@ -110,7 +110,7 @@ function segmentEnd(b: Uint8Array, p: number): number {
 }
 
 /** Decode a JPEG file (baseline or progressive Huffman, 8-bit) to colour-converted samples. */
-export function decodeJpegExact(b: Uint8Array, name = "image"): JpegPlanes {
+export function decodeJpegExact(b: Uint8Array, name = "image", maxPixels = MAX_PIXELS): JpegPlanes {
   const fail = (msg: string): never => { throw new Error(`${name}: ${msg}`); };
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) fail("not a JPEG file (no SOI marker)");
   const qt: Int32Array[] = [];
@@ -157,7 +157,7 @@ export function decodeJpegExact(b: Uint8Array, name = "image"): JpegPlanes {
       if (seg[0] !== 8) fail(`unsupported JPEG sample precision ${seg[0]} bits (only 8)`);
       height = (seg[1] << 8) | seg[2]; width = (seg[3] << 8) | seg[4];
       if (width === 0 || height === 0) fail(`JPEG has empty size ${width}x${height}`);
-      checkImageSize(width, height, name);
+      checkImageSize(width, height, name, maxPixels);
       const nc = seg[5];
       if (nc !== 1 && nc !== 3 && nc !== 4) fail(`unsupported JPEG component count ${nc}`);
       comps = [];

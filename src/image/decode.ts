@@ -6,6 +6,7 @@ import { decodeJpeg, isJpeg } from "./jpeg.js";
 import { decodePng, isPng } from "./png.js";
 import { decodeGif, isGif } from "./gif.js";
 import { decodeBmp, isBmp } from "./bmp.js";
+import { maxPixelsOf } from "./limits.js";
 
 export interface LoadImageOptions {
   /** Name used in error messages (usually the file path). */
@@ -15,6 +16,12 @@ export interface LoadImageOptions {
    * the reference does not, so the model sees the stored pixel order.
    */
   applyExifOrientation?: boolean;
+  /**
+   * Largest image accepted, in megapixels (width x height / 10^6), checked against the size the
+   * file's header declares before any pixel memory is allocated. Default DEFAULT_MAX_MEGAPIXELS
+   * (178.96, Pillow's decompression-bomb limit, so the default accepts what the reference does).
+   */
+  maxMegapixels?: number;
 }
 
 export interface RGBImage {
@@ -38,18 +45,31 @@ export function sniffFormat(b: Uint8Array): ImageFormat {
   return "unknown";
 }
 
-/** Decode an image file's bytes to RGB. Throws an Error naming the file and the problem. */
+/**
+ * Decode an image file's bytes to RGB. Throws an Error naming the file and the problem; bad input
+ * never escapes as anything else (a decoder slip such as a RangeError is wrapped with the name).
+ */
 export async function loadImage(bytes: Uint8Array, opts: LoadImageOptions = {}): Promise<RGBImage> {
   const name = opts.name ?? "image";
+  try {
+    return await loadImageUnchecked(bytes, name, opts);
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith(`${name}: `)) throw e;
+    throw new Error(`${name}: corrupt or unsupported image (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+async function loadImageUnchecked(bytes: Uint8Array, name: string, opts: LoadImageOptions): Promise<RGBImage> {
   if (!(bytes instanceof Uint8Array)) throw new Error(`${name}: expected the file contents as a Uint8Array`);
   if (bytes.length === 0) throw new Error(`${name}: file is empty`);
+  const maxPixels = maxPixelsOf(opts.maxMegapixels, name);
   const fmt = sniffFormat(bytes);
   let img: { width: number; height: number; rgb: Uint8Array; exif?: Uint8Array };
   switch (fmt) {
-    case "jpeg": img = await decodeJpeg(bytes, name); break;
-    case "png": img = await decodePng(bytes, name); break;
-    case "gif": img = decodeGif(bytes, name); break;
-    case "bmp": img = decodeBmp(bytes, name); break;
+    case "jpeg": img = await decodeJpeg(bytes, name, maxPixels); break;
+    case "png": img = await decodePng(bytes, name, maxPixels); break;
+    case "gif": img = decodeGif(bytes, name, maxPixels); break;
+    case "bmp": img = decodeBmp(bytes, name, maxPixels); break;
     case "webp": case "tiff":
       throw new Error(`${name}: ${fmt.toUpperCase()} images are not supported (supported: JPEG, PNG, GIF, BMP); convert it to PNG`);
     default: {

@@ -4,20 +4,20 @@
 // frame's transparency index, or 0, then draws the frame into its rectangle; convert("RGB") looks
 // each index up in the frame's palette (local table if present, else global), ignoring transparency.
 import type { DecodedRGB } from "./png.js";
-import { checkImageSize } from "./limits.js";
+import { MAX_PIXELS, checkImageSize } from "./limits.js";
 
 export function isGif(b: Uint8Array): boolean {
   return b.length >= 6 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x38 && (b[4] === 0x37 || b[4] === 0x39) && b[5] === 0x61;
 }
 
-export function decodeGif(b: Uint8Array, name = "image"): DecodedRGB {
+export function decodeGif(b: Uint8Array, name = "image", maxPixels = MAX_PIXELS): DecodedRGB {
   const fail = (msg: string): never => { throw new Error(`${name}: ${msg}`); };
   if (!isGif(b)) fail("not a GIF file");
   if (b.length < 13) fail("GIF truncated in its header");
   const u16 = (o: number): number => b[o] | (b[o + 1] << 8);
   const width = u16(6), height = u16(8);
   if (width === 0 || height === 0) fail(`GIF has empty size ${width}x${height}`);
-  checkImageSize(width, height, name);
+  checkImageSize(width, height, name, maxPixels);
   let p = 13;
   let palette: Uint8Array | undefined;
   if (b[10] & 0x80) { const n = 3 << ((b[10] & 7) + 1); palette = b.subarray(p, p + n); p += n; }
@@ -37,6 +37,9 @@ export function decodeGif(b: Uint8Array, name = "image"): DecodedRGB {
     if (p + 9 > b.length) fail("GIF truncated in an image descriptor");
     const fx = u16(p), fy = u16(p + 2), fw = u16(p + 4), fh = u16(p + 6), flags = b[p + 8];
     p += 9;
+    // The frame rectangle is decoded in full before it is clipped to the screen: bound it too.
+    if (fw === 0 || fh === 0) fail(`GIF frame has empty size ${fw}x${fh}`);
+    checkImageSize(fw, fh, name, maxPixels);
     if (flags & 0x80) { const n = 3 << ((flags & 7) + 1); palette = b.subarray(p, p + n); p += n; }
     const minCode = b[p++];
     if (minCode < 1 || minCode > 11) fail(`GIF has an invalid LZW code size ${minCode}`);

@@ -8,7 +8,7 @@
 // Pillow's CMYK → RGB conversion.
 import { decodeJpegExact, cmykToRgbPIL } from "./cmyk.js";
 import type { DecodedRGB } from "./png.js";
-import { checkImageSize } from "./limits.js";
+import { MAX_PIXELS, checkImageSize } from "./limits.js";
 
 export function isJpeg(b: Uint8Array): boolean {
   return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
@@ -31,7 +31,7 @@ export interface JpegInfo {
  * a truncated file with grey and only warns; Pillow turns that into "image file is truncated",
  * and so do we.
  */
-export function inspectJpeg(b: Uint8Array, name = "image"): JpegInfo {
+export function inspectJpeg(b: Uint8Array, name = "image", maxPixels = MAX_PIXELS): JpegInfo {
   const fail = (msg: string): never => { throw new Error(`${name}: ${msg}`); };
   if (!isJpeg(b)) fail("not a JPEG file (no SOI marker)");
   let info: JpegInfo | undefined;
@@ -58,7 +58,7 @@ export function inspectJpeg(b: Uint8Array, name = "image"): JpegInfo {
         progressive: m === 0xc2 || m === 0xc6 || m === 0xca || m === 0xce, adobeTransform: -1,
       };
       if (info.width === 0 || info.height === 0) fail(`JPEG has empty size ${info.width}x${info.height}`);
-      checkImageSize(info.width, info.height, name);
+      checkImageSize(info.width, info.height, name, maxPixels);
     } else if (m === 0xda) {
       scans++;
     } else if (m === 0xee && seg.length >= 12 && String.fromCharCode(...seg.subarray(0, 5)) === "Adobe") {
@@ -108,10 +108,10 @@ async function loadJsquash(): Promise<JsquashDecode> {
 }
 
 /** Decode a JPEG to RGB as Pillow's `Image.open(f).convert("RGB")` does. */
-export async function decodeJpeg(b: Uint8Array, name = "image"): Promise<DecodedRGB> {
-  const info = inspectJpeg(b, name);
+export async function decodeJpeg(b: Uint8Array, name = "image", maxPixels = MAX_PIXELS): Promise<DecodedRGB> {
+  const info = inspectJpeg(b, name, maxPixels);
   if (info.components === 4) {
-    const planes = decodeJpegExact(b, name);
+    const planes = decodeJpegExact(b, name, maxPixels);
     return { width: planes.width, height: planes.height, rgb: cmykToRgbPIL(planes.data, planes.width * planes.height), exif: info.exif };
   }
   if (info.components !== 1 && info.components !== 3) throw new Error(`${name}: unsupported JPEG with ${info.components} components`);

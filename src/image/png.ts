@@ -13,7 +13,7 @@
 //     zeroed (Palette.c `ImagingPaletteNew` uses calloc); Pillow 9.4 pre-filled a grey ramp instead.
 //   - alpha channels are dropped; gAMA/cHRM/iCCP/sRGB are ignored by Pillow and here too.
 import { inflateZlib } from "./inflate.js";
-import { checkImageSize } from "./limits.js";
+import { MAX_PIXELS, checkImageSize } from "./limits.js";
 
 export interface DecodedRGB {
   width: number;
@@ -23,6 +23,9 @@ export interface DecodedRGB {
   /** Raw EXIF (TIFF header onward) from an eXIf chunk, when present. */
   exif?: Uint8Array;
 }
+
+/** Bytes past the image's scanlines that inflating still accepts (Pillow ignores trailing data). */
+const INFLATE_SLACK = 1 << 20;
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -90,7 +93,7 @@ function unfilter(data: Uint8Array, pos: number, h: number, bpp: number, rowByte
 }
 
 /** Decode a PNG file into 8-bit RGB with Pillow's `convert("RGB")` semantics. */
-export async function decodePng(b: Uint8Array, name = "image"): Promise<DecodedRGB> {
+export async function decodePng(b: Uint8Array, name = "image", maxPixels = MAX_PIXELS): Promise<DecodedRGB> {
   if (!isPng(b)) throw new Error(`${name}: not a PNG file (bad signature)`);
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let pos = 8;
@@ -117,7 +120,7 @@ export async function decodePng(b: Uint8Array, name = "image"): Promise<DecodedR
         throw new Error(`${name}: unsupported PNG compression/filter/interlace method ${body[10]}/${body[11]}/${interlace}`);
       }
       if (width < 1 || height < 1) throw new Error(`${name}: PNG has empty size ${width}x${height}`);
-      checkImageSize(width, height, name);
+      checkImageSize(width, height, name, maxPixels);
     } else if (type === "PLTE") {
       palette = body;
     } else if (type === "IDAT") {
@@ -138,13 +141,23 @@ export async function decodePng(b: Uint8Array, name = "image"): Promise<DecodedR
   const z = new Uint8Array(total);
   let o = 0;
   for (const c of idat) { z.set(c, o); o += c.length; }
-  const raw = await inflateZlib(z, `${name}: PNG image data`);
-
   const ch = CHANNELS[ctype];
   const bitsPP = ch * depth;
   const bpp = Math.max(1, bitsPP >> 3); // filter byte distance (PNG spec sec. 9.2)
-  const rgb = new Uint8Array(width * height * 3);
   const passes = interlace ? ADAM7 : [[0, 0, 1, 1]];
+  // The exact size of the filtered scanlines the header implies: inflating stops a little past it
+  // (a zlib bomb cannot grow the output beyond what the checked width x height needs), and the
+  // RGB result is allocated only once the data is known to be there.
+  let needed = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const pw = Math.ceil((width - x0) / dx), ph = Math.ceil((height - y0) / dy);
+    if (pw > 0 && ph > 0) needed += (Math.ceil((pw * bitsPP) / 8) + 1) * ph;
+  }
+  const raw = await inflateZlib(z, `${name}: PNG image data`, needed + INFLATE_SLACK);
+  if (raw.length < needed) {
+    throw new Error(`${name}: PNG truncated: image data has ${raw.length} bytes, ${needed} needed for ${width}x${height}`);
+  }
+  const rgb = new Uint8Array(width * height * 3);
   let rp = 0;
   for (const [x0, y0, dx, dy] of passes) {
     const pw = Math.ceil((width - x0) / dx), ph = Math.ceil((height - y0) / dy);

@@ -14,6 +14,8 @@ export interface PreprocessOptions {
   applyExifOrientation?: boolean;
   /** Name used in error messages. */
   name?: string;
+  /** See LoadImageOptions.maxMegapixels (default 178.96, Pillow's limit). */
+  maxMegapixels?: number;
 }
 
 /**
@@ -42,7 +44,9 @@ export async function preprocessImage(
 ): Promise<{ pixelsU8: Uint8Array; pixels: Float32Array }> {
   const size = opts.imageSize ?? 448;
   if (!Number.isInteger(size) || size < 1) throw new Error(`preprocessImage: imageSize must be a positive integer, got ${size}`);
-  const img = await loadImage(bytes, { name: opts.name, applyExifOrientation: opts.applyExifOrientation ?? false });
+  const img = await loadImage(bytes, {
+    name: opts.name, applyExifOrientation: opts.applyExifOrientation ?? false, maxMegapixels: opts.maxMegapixels,
+  });
   const pixelsU8 = resizeBicubicPIL(img.rgb, img.width, img.height, size, size);
   return { pixelsU8, pixels: normalizeCLIP(pixelsU8, size) };
 }
@@ -51,3 +55,4 @@ export async function preprocessImage(
 export { loadImage, sniffFormat } from "./decode.js";
 export type { LoadImageOptions, RGBImage, ImageFormat } from "./decode.js";
 export { resizeBicubicPIL } from "./resize.js";
+export { DEFAULT_MAX_MEGAPIXELS, MAX_PIXELS } from "./limits.js";

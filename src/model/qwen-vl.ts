@@ -13,7 +13,7 @@
 //     static async load(dir, { backend, onProgress? }): Promise<QwenVL>
 //     readonly dir, config: ModelConfig, generation: GenerationDefaults | null, decoder, vision, backend
 //     imageStartId, maxContext, vocabSize
-//     async encodeImage(bytes, name?): Promise<Tensor>        file bytes → [256, C]
+//     async encodeImage(bytes, name?, { maxMegapixels? }?): Promise<Tensor>   file bytes → [256, C]
 //     encodePixels(pixels: Float32Array [3,S,S]): Tensor      normalised pixels → [256, C]
 //     imageSpans(ids): ImageSpan[]
 //     embedInputs(ids, imageEmbeds: Tensor[]): Tensor [L, C]
@@ -92,9 +92,12 @@ export class QwenVL {
     return this.config.llm.vocabSize;
   }
 
-  /** Image file bytes (JPEG/PNG/...) → preprocess (visual.py:352-361) → vision tower → [256, C]. */
-  async encodeImage(bytes: Uint8Array, name = "image"): Promise<Tensor> {
-    const { pixels } = await preprocessImage(bytes, { imageSize: this.config.visual.imageSize, name });
+  /**
+   * Image file bytes (JPEG/PNG/...) → preprocess (visual.py:352-361) → vision tower → [256, C].
+   * options.maxMegapixels bounds the declared image size (src/image/limits.ts; default Pillow's).
+   */
+  async encodeImage(bytes: Uint8Array, name = "image", options: { maxMegapixels?: number } = {}): Promise<Tensor> {
+    const { pixels } = await preprocessImage(bytes, { imageSize: this.config.visual.imageSize, name, maxMegapixels: options.maxMegapixels });
     return this.encodePixels(pixels);
   }
 
