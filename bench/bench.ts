@@ -54,7 +54,7 @@ function gptq(K: number, N: number, gs = 128): GptqWeights {
 
 interface Row { key: string; what: string; value: number; unit: string; limit?: number; limitName?: string }
 const rows: Row[] = [];
-const json: Record<string, number | string | Record<string, number[]>> = { node_version: process.version, threads: THREADS };
+const json: Record<string, unknown> = { node_version: process.version, threads: THREADS };
 function report(r: Row): void {
   rows.push(r);
   json[r.key] = Number(r.value.toFixed(3));
@@ -117,6 +117,14 @@ function gemmDense(b: WasmBackend, dtype: "f32" | "f16", M: number, K: number, N
 function main(): void {
   console.error(`node ${process.version}, ${THREADS} threads${QUICK ? " (quick)" : ""}`);
   const b = new WasmBackend({ threads: THREADS });
+  // The GPTQ kernels the default backend runs here, chosen by its start-up probe (autotune.ts).
+  const tuning = b.tuning;
+  json.tuning = tuning;
+  const fmtT = (t: Record<string, { minUs: number; medianUs: number }> | undefined): string =>
+    t ? Object.entries(t).map(([n, v]) => `${n} ${v.minUs.toFixed(0)}/${v.medianUs.toFixed(0)}`).join(", ") : "";
+  console.error(`tuning (${tuning.probeMs} ms): decodeQ4 ${tuning.decodeQ4} [${tuning.source.decodeQ4}], prefillQ4 ${tuning.prefillQ4} [${tuning.source.prefillQ4}]`);
+  console.error(`  decode:  ${tuning.reason.decodeQ4}`);
+  console.error(`  prefill: ${tuning.reason.prefillQ4}`);
   const b1 = new WasmBackend({ threads: 1 });
   const bf = new WasmBackend({ threads: THREADS, precision: "fast" });
   json.simd_variant = b.flavour === "relaxed" ? "relaxed_madd" : "mul+add";
@@ -137,13 +145,14 @@ function main(): void {
   const th = gemmDense(b, "f16", M, K, N);
   report({ key: "gemm_f16w_gflops", what: "fp16-weight GEMM, same shape", value: flop / th / 1e9, unit: "GFLOP/s", limit: lim.f32, limitName: "simd_peak" });
 
-  // GPTQ int4: decode GEMV and prefill GEMM. Unsuffixed keys: the defaults (three 8-bit digits of
-  // x, "i8x3", for both). _i16x2: decode on two int16 levels (the SIMD128 build's default).
-  // _f32panels: prefill by exact dequantisation + f32 GEMM (the SIMD128 build's default). _fast:
-  // precision "fast" (one int16 level, opt-in). _f32conv: decode converting every nibble to f32.
+  // GPTQ int4: decode GEMV and prefill GEMM, every variant forced. _i8x3: x as three 8-bit digits.
+  // _i16x2: decode on two int16 levels. _f32panels: prefill by exact dequantisation + f32 GEMM.
+  // _f32conv: decode converting every nibble to f32. _fast: precision "fast" (one int16 level,
+  // opt-in, never chosen by the probe). Unsuffixed keys: the variant the probe chose (tuning).
   const [gk, gn] = [4096, 11008];
   const w = gptq(gk, gn);
   const bytes = w.qweight.byteLength + w.scales.byteLength + w.qzeros.byteLength;
+  const b8 = new WasmBackend({ threads: THREADS, decodeQ4: "i8x3", prefillQ4: "i8x3" });
   const bc = new WasmBackend({ threads: THREADS, decodeQ4: "f32" });
   const b16 = new WasmBackend({ threads: THREADS, decodeQ4: "i16x2" });
   const x1 = new Tensor([1, gk], randn(gk));
@@ -152,15 +161,17 @@ function main(): void {
   // i8x3 executes 3 byte products per weight (one per digit): its useful-flop ceiling is a third of
   // the i8 dot peak; i16x2 executes 2 int16 products per weight: half the dot_i16 peak.
   const variants: { be: WasmBackend; tag: string; peak: (l: Lim) => number; peakName: string; how: string }[] = [
-    { be: b, tag: "", peak: (l) => l.dot8 / 3, peakName: "dot_i8_peak/3", how: "x as 3 int8 digits (default)" },
+    { be: b8, tag: "_i8x3", peak: (l) => l.dot8 / 3, peakName: "dot_i8_peak/3", how: "x as 3 int8 digits" },
     { be: b16, tag: "_i16x2", peak: (l) => l.dot / 2, peakName: "dot_i16_peak/2", how: "x as 2 int16 levels" },
     { be: bf, tag: "_fast", peak: (l) => l.dot, peakName: "dot_i16_peak", how: "x as 1 int16 level (fast)" },
     { be: bc, tag: "_f32conv", peak: (l) => l.f32, peakName: "simd_peak", how: "nibbles → f32, FMA" },
   ];
   const lins = variants.map((v) => v.be.linear(w));
-  // The 23 MB matrix fits the 32 MB L3; a decode step streams 3.5 GB from DRAM. Cycling the default
+  const decodeTag = { i8x3: "_i8x3", i16x2: "_i16x2", f32: "_f32conv" }[tuning.decodeQ4];
+  const chosen = variants.find((v) => v.tag === decodeTag)!;
+  // The 23 MB matrix fits the 32 MB L3; a decode step streams 3.5 GB from DRAM. Cycling the chosen
   // kernel over five copies (117 MB) gives its cold-cache rate.
-  const cold = [lins[0], ...[1, 2, 3, 4].map(() => b.linear(gptq(gk, gn)))];
+  const cold = [1, 2, 3, 4, 5].map((i) => (i === 1 ? b.linear(w) : b.linear(gptq(gk, gn))));
   // Interleaved rounds: on this shared VM the host at times runs both vCPUs on one physical core
   // for minutes (every 2-thread rate halves at once). Limits and kernels measured in the same round
   // see the same machine; each number reported is the median over the rounds.
@@ -199,27 +210,32 @@ function main(): void {
       if (j >= 5) tc.push(Number(process.hrtime.bigint() - t0) / 1e9);
     }
     push("gbps_cold", bytes / median(tc) / 1e9);
-    push("pct_cold", (100 * bytes) / median(tc) / 1e9 / Math.min(l.mem, gbpsAt((l.dot8 / 3) * 1e9) / 1e9));
+    push("pct_cold", (100 * bytes) / median(tc) / 1e9 / Math.min(l.mem, gbpsAt(chosen.peak(l) * 1e9) / 1e9));
   }
   // Every round's numbers go into the JSON too: on a shared machine the spread is part of the result.
   json.gemv_rounds = Object.fromEntries(Object.entries(perRound).map(([k, v]) => [k, v.map((x) => Number(x.toFixed(2)))]));
   const med = (k: string): number => median(perRound[k]);
-  for (const v of variants) {
+  const gemvRows = (v: (typeof variants)[number], tag: string, how: string): void => {
     const gbps = med(`gbps${v.tag}`);
-    report({ key: `gemv_q4_gbps${v.tag}`, what: `GPTQ GEMV ${gk}→${gn}, ${v.how}`, value: gbps, unit: "GB/s", limit: med("lim_mem"), limitName: "mem_read (rounds)" });
-    report({ key: `gemv_q4_gflops${v.tag}`, what: "same, 2·K·N flop per call", value: (2 * gbps * gk * gn) / bytes, unit: "GFLOP/s", limit: med(`peak${v.tag}`), limitName: `${v.peakName} (rounds)` });
-    report({ key: `gemv_q4_limit_gbps${v.tag}`, what: `binding limit: min(mem_read, ${v.peakName} as GB/s)`, value: med(`bind${v.tag}`), unit: "GB/s" });
-    report({ key: `gemv_q4_pct_of_limit${v.tag}`, what: "achieved / binding limit, same round", value: med(`pct${v.tag}`), unit: "%" });
-    if (v.tag === "") {
-      report({ key: "gemv_q4_cold_gbps", what: "same kernel cycling over 5 matrices (117 MB, not in L3)", value: med("gbps_cold"), unit: "GB/s", limit: med("lim_mem"), limitName: "mem_read (rounds)" });
-      report({ key: "gemv_q4_cold_pct_of_limit", what: "cold: achieved / binding limit, same round", value: med("pct_cold"), unit: "%" });
-    }
-  }
+    report({ key: `gemv_q4_gbps${tag}`, what: `GPTQ GEMV ${gk}→${gn}, ${how}`, value: gbps, unit: "GB/s", limit: med("lim_mem"), limitName: "mem_read (rounds)" });
+    report({ key: `gemv_q4_gflops${tag}`, what: "same, 2·K·N flop per call", value: (2 * gbps * gk * gn) / bytes, unit: "GFLOP/s", limit: med(`peak${v.tag}`), limitName: `${v.peakName} (rounds)` });
+    report({ key: `gemv_q4_limit_gbps${tag}`, what: `binding limit: min(mem_read, ${v.peakName} as GB/s)`, value: med(`bind${v.tag}`), unit: "GB/s" });
+    report({ key: `gemv_q4_pct_of_limit${tag}`, what: "achieved / binding limit, same round", value: med(`pct${v.tag}`), unit: "%" });
+  };
+  gemvRows(chosen, "", `chosen by the probe: ${tuning.decodeQ4}`);
+  report({ key: "gemv_q4_cold_gbps", what: "same kernel cycling over 5 matrices (117 MB, not in L3)", value: med("gbps_cold"), unit: "GB/s", limit: med("lim_mem"), limitName: "mem_read (rounds)" });
+  report({ key: "gemv_q4_cold_pct_of_limit", what: "cold: achieved / binding limit, same round", value: med("pct_cold"), unit: "%" });
+  for (const v of variants) gemvRows(v, v.tag, v.how);
+  // Did the probe pick the fastest exact variant at the real shape? (fast is not a candidate.)
+  const exact = variants.filter((v) => v.tag !== "_fast");
+  const bestD = exact.reduce((x, y) => (med(`gbps${y.tag}`) > med(`gbps${x.tag}`) ? y : x));
+  json.decode_fastest_exact = bestD.tag.slice(1);
+  report({ key: "gemv_q4_chosen_vs_fastest", what: `probe's ${tuning.decodeQ4} / fastest exact here (${bestD.tag.slice(1)})`, value: (100 * med(`gbps${chosen.tag}`)) / med(`gbps${bestD.tag}`), unit: "%" });
   const Mq = QUICK ? 32 : 300;
   const xq = new Tensor([Mq, gk], randn(Mq * gk));
   const bp = new WasmBackend({ threads: THREADS, prefillQ4: "f32" });
   const prefill = [
-    [b, "", (l: Lim) => l.dot8 / 3, "dot_i8_peak/3", "x as 3 int8 digits (default)"],
+    [b8, "_i8x3", (l: Lim) => l.dot8 / 3, "dot_i8_peak/3", "x as 3 int8 digits"],
     [bp, "_f32panels", (l: Lim) => l.f32, "simd_peak", "dequantised f32 panels"],
     [bf, "_fast", (l: Lim) => l.dot, "dot_i16_peak", "int16 × int4 (fast)"],
   ] as const;
@@ -236,11 +252,18 @@ function main(): void {
       tq[i].push(time(run, 2));
     });
   }
-  prefill.forEach(([, tag, , name, how], i) => {
+  const gemmRow = (i: number, tag: string, how: string): void => {
+    const [, , , name] = prefill[i];
     report({ key: `gemm_q4_gflops${tag}`, what: `GPTQ GEMM ${Mq}×${gk}×${gn}, ${how}`, value: (2 * Mq * gk * gn) / median(tq[i]) / 1e9, unit: "GFLOP/s", limit: median(pk[i]), limitName: `${name} (rounds)` });
-  });
+  };
+  const pi = tuning.prefillQ4 === "i8x3" ? 0 : 1;
+  gemmRow(pi, "", `chosen by the probe: ${tuning.prefillQ4}`);
+  prefill.forEach(([, tag, , , how], i) => gemmRow(i, tag, how));
+  const bestP = median(tq[0]) <= median(tq[1]) ? 0 : 1;
+  json.prefill_fastest_exact = prefill[bestP][1].slice(1);
+  report({ key: "gemm_q4_chosen_vs_fastest", what: `probe's ${tuning.prefillQ4} / fastest exact here (${prefill[bestP][1].slice(1)})`, value: (100 * median(tq[bestP])) / median(tq[pi]), unit: "%" });
 
-  for (const be of [bc, b16, bp]) be.dispose();
+  for (const be of [bc, b16, bp, b8]) be.dispose();
 
   // Other ops at ViT-bigG shapes (informational: wrapper copies included).
   const [T, H, D] = QUICK ? [256, 16, 104] : [1024, 16, 104];
@@ -264,6 +287,12 @@ function main(): void {
     console.log(`| ${r.key} | ${r.what} | ${r.value.toFixed(2)} ${r.unit} | ${lim} | ${pct} |`);
   }
   console.log(`\nnode ${process.version}; simd: ${json.simd_variant}; threads ${THREADS}`);
+  console.log(`\nGPTQ kernel choice (start-up probe, ${tuning.probeMs} ms; µs per call min/median on [M, K, N] = ` +
+    `decode ${tuning.shapes.decode.join("×")}, prefill ${tuning.shapes.prefill.join("×")}):\n`);
+  console.log("| kernel | chosen | source | probe timings (µs min/median) | why |");
+  console.log("| --- | --- | --- | --- | --- |");
+  console.log(`| decodeQ4 | ${tuning.decodeQ4} | ${tuning.source.decodeQ4} | ${fmtT(tuning.timings.decodeQ4)} | ${tuning.reason.decodeQ4} |`);
+  console.log(`| prefillQ4 | ${tuning.prefillQ4} | ${tuning.source.prefillQ4} | ${fmtT(tuning.timings.prefillQ4)} | ${tuning.reason.prefillQ4} |`);
   const file = opt("--json");
   if (file) writeFileSync(file, JSON.stringify(json, null, 2) + "\n");
   for (const be of [b, b1, bf]) be.dispose();
