@@ -19,7 +19,7 @@
 //
 // API
 //   interface ChatGenerationOptions { maxNewTokens?, doSample?, temperature?, topK?, topP?, repetitionPenalty?, seed?, stopStrings? }
-//   interface ChatOptions { history?, system?, imagesDir?, images?, allowPathsOutsideImagesDir?, maxWindowSize?, generation?, signal? }
+//   interface ChatOptions { history?, system?, imagesDir?, images?, allowPathsOutsideImagesDir?, maxWindowSize?, generation?, signal?, onProgress? }
 //   interface ChatResult { response, history, stats }
 //   chat(model, tokenizer, query, options?): Promise<ChatResult>
 //   chatStream(model, tokenizer, query, options?): AsyncGenerator<string, ChatResult>
@@ -33,7 +33,9 @@ import { makeContext, type HistoryTurn } from "./tokenizer/chat.js";
 import { StreamDecoder } from "./tokenizer/stream.js";
 import { remapImageIds } from "./tokenizer/image-spans.js";
 import { pyStrip } from "./tokenizer/special.js";
-import { generateStream, type FinishReason } from "./generate/generate.js";
+import { generateStream, type CausalLM, type FinishReason } from "./generate/generate.js";
+import type { KvCache } from "./model/qwen.js";
+import { preprocessImage } from "./image/preprocess.js";
 import type { SamplingOptions } from "./generate/sampling.js";
 
 /** modeling_qwen.py:905: chat()'s default system prompt. */
@@ -65,10 +67,22 @@ export interface ChatOptions {
   readonly images?: Readonly<Record<string, Uint8Array>>;
   /** Allow <img> paths that resolve outside imagesDir (absolute paths, ".."). Default false. */
   readonly allowPathsOutsideImagesDir?: boolean;
+  /** false: only `images` are used, no file is ever read (the server's setting). Default true. */
+  readonly readImageFiles?: boolean;
+  /**
+   * Embeddings of earlier images by their <img> name, consulted before encoding and filled after.
+   * Only sound when a name always means the same bytes (the server names uploads by their hash).
+   */
+  readonly imageEmbeddingCache?: { get(name: string): Tensor | undefined; set(name: string, e: Tensor): void };
   /** History window in tokens for make_context; default generation_config max_window_size (6144). */
   readonly maxWindowSize?: number;
   readonly generation?: ChatGenerationOptions;
   readonly signal?: AbortSignal;
+  /**
+   * Progress of the long steps: "image" counts the vision tower's blocks (+1 for the resampler)
+   * of image `detail`, "prefill" the decoder layers over the prompt.
+   */
+  readonly onProgress?: (stage: "image" | "prefill", done: number, total: number, detail: string) => void;
 }
 
 export interface ChatStats {
@@ -94,6 +108,9 @@ export interface ChatResult {
 export function resolveImageBytes(p: string, options: ChatOptions): Uint8Array {
   const supplied = options.images?.[p];
   if (supplied) return supplied;
+  if (options.readImageFiles === false) {
+    throw new Error(`image "${p}": no image of that name was supplied with the request (files are not read)`);
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
     throw new Error(`image "${p}": URLs are never fetched; download it yourself and pass its bytes as options.images[${JSON.stringify(p)}]`);
   }
@@ -107,6 +124,36 @@ export function resolveImageBytes(p: string, options: ChatOptions): Uint8Array {
     throw new Error(`image "${p}": no such file ${file} (image paths are relative to imagesDir ${dir})`);
   }
   return new Uint8Array(fs.readFileSync(file));
+}
+
+/** model.encodeImage, reporting each vision block to `onProgress`. */
+async function encodeImage(model: QwenVL, bytes: Uint8Array, name: string, onProgress: ChatOptions["onProgress"]): Promise<Tensor> {
+  if (!onProgress) return model.encodeImage(bytes, name);
+  const { pixels } = await preprocessImage(bytes, { imageSize: model.config.visual.imageSize, name });
+  const total = model.config.visual.layers + 1;
+  onProgress("image", 0, total, name);
+  const e = model.vision.encode(pixels, (trace) => {
+    const m = /^vit\.block\.(\d+)$/.exec(trace);
+    if (m) onProgress("image", Number(m[1]) + 1, total, name);
+  });
+  onProgress("image", total, total, name);
+  return e;
+}
+
+/** The model as the generation loop sees it, with prefill reporting each decoder layer. */
+function withPrefillProgress(model: QwenVL, onProgress: ChatOptions["onProgress"]): CausalLM<KvCache> {
+  if (!onProgress) return model;
+  const total = model.config.llm.numLayers;
+  return {
+    maxContext: model.maxContext,
+    newCache: (capacity) => model.newCache(capacity),
+    disposeCache: (cache) => model.disposeCache(cache),
+    prefill: (ids, cache, o) => {
+      onProgress("prefill", 0, total, `${ids.length} tokens`);
+      return model.prefill(ids, cache, { ...o, onBlock: (l) => onProgress("prefill", l + 1, total, `${ids.length} tokens`) });
+    },
+    decodeStep: (id, cache) => model.decodeStep(id, cache),
+  };
 }
 
 /** Length of the prefix of `text` that can be shown: before any stop string, and not ending in the start of one. */
@@ -176,16 +223,17 @@ export async function* chatStream(
   const byPath = new Map<string, Tensor>();
   const imageEmbeds: Tensor[] = [];
   for (const span of model.imageSpans(ids)) {
-    let e = byPath.get(span.path);
+    let e = byPath.get(span.path) ?? options.imageEmbeddingCache?.get(span.path);
     if (!e) {
-      e = await model.encodeImage(resolveImageBytes(span.path, options), span.path);
-      byPath.set(span.path, e);
+      e = await encodeImage(model, resolveImageBytes(span.path, options), span.path, options.onProgress);
+      options.imageEmbeddingCache?.set(span.path, e);
     }
+    byPath.set(span.path, e);
     imageEmbeds.push(e);
   }
   const imageMs = performance.now() - t0;
 
-  const steps = generateStream(model, ids, {
+  const steps = generateStream(withPrefillProgress(model, options.onProgress), ids, {
     maxNewTokens,
     sampling,
     // get_stop_words_ids("chatml") plus generation_config's eos (<|endoftext|>).

@@ -4,11 +4,21 @@ import { parseArgs } from "node:util";
 import { runCaseDirectory, runTokenizerFile } from "./conformance/runner.js";
 import { createBackend, disposeBackend, BACKEND_NAMES } from "./ops/select.js";
 import { runDemo } from "./demo.js";
+import { runChat } from "./commands/chat.js";
+import { runDrawBoxes } from "./commands/draw-boxes.js";
+import { runServe } from "./commands/serve.js";
+import { UsageError } from "./commands/common.js";
 
 const HELP = `qwenvl — Qwen-VL-Chat in TypeScript + WebAssembly
 
 Usage:
   qwenvl demo [options]              run the whole pipeline on an image (see: qwenvl demo --help)
+  qwenvl chat --model DIR [--image PATH ...] [--prompt TEXT] [options]
+                                     one-shot reply with --prompt, else an interactive session
+  qwenvl serve --model DIR [--host H] [--port P] [--image-root DIR]
+                                     OpenAI-compatible HTTP API and a chat page at /
+  qwenvl draw-boxes --image IMG --text RESPONSE --out OUT.png
+                                     draw a response's <ref>/<box> markup on a picture
   qwenvl conformance --cases DIR [--images DIR] [--backend NAME] [--threads N]
                                      run every vision-*.msgpack / llm-*.msgpack in DIR against
                                      DIR/checkpoint (any other *.msgpack counts as failed: not
@@ -16,6 +26,9 @@ Usage:
   qwenvl conformance --tokenizer FILE.msgpack
                                      run tokenizer and chat-format goldens
   qwenvl help                        this text
+
+Each command prints its own options with --help. --model synthetic runs chat and serve on the
+demo's random-weight checkpoint, so every command can be tried without real weights.
 
 Conformance prints per-case, per-tensor relative L2 error and max abs error and ends with
 "conformance: N passed, M failed"; the exit code is 0 iff every case passes
@@ -72,6 +85,12 @@ async function main(argv: string[]): Promise<number> {
     case "demo":
       await runDemo(rest);
       return 0;
+    case "chat":
+      return runChat(rest);
+    case "serve":
+      return runServe(rest);
+    case "draw-boxes":
+      return runDrawBoxes(rest);
     case undefined:
     case "help":
     case "--help":
@@ -88,6 +107,9 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
     process.stderr.write(`qwenvl: ${err.message}\n`);
-    process.exit(1);
+    // Wrong flags (node:util parseArgs codes, UsageError) exit 2 like other usage errors.
+    const usage = err instanceof UsageError || String((err as { code?: string }).code ?? "").startsWith("ERR_PARSE_ARGS");
+    if (usage) process.stderr.write(`(see: qwenvl ${process.argv[2] ?? ""} --help)\n`);
+    process.exit(usage ? 2 : 1);
   },
 );

@@ -44,7 +44,7 @@ function cacheDir(): string {
 }
 
 /** The synthetic demo config: tiny-a's schema, the real vocabulary and image ids, width 128. */
-function demoConfig(): Record<string, unknown> {
+export function demoConfig(): Record<string, unknown> {
   const base = JSON.parse(fs.readFileSync(path.join(configsDir(), "tiny-a.json"), "utf8")) as Record<string, unknown>;
   const real = JSON.parse(fs.readFileSync(path.join(configsDir(), "qwen-vl-chat-int4.json"), "utf8")) as Record<string, unknown>;
   const visual = { ...(base.visual as Record<string, unknown>) };
@@ -62,8 +62,8 @@ function demoConfig(): Record<string, unknown> {
   };
 }
 
-/** Writes (once) and returns the synthetic demo checkpoint directory. */
-function syntheticCheckpoint(log: (s: string) => void): string {
+/** Writes (once) and returns the synthetic demo checkpoint directory (`--model synthetic` of chat/serve). */
+export function syntheticCheckpoint(log: (s: string) => void): string {
   const configJson = demoConfig();
   const dir = path.join(cacheDir(), "demo-synthetic-v1");
   const stamp = path.join(dir, "demo-stamp.json");
