@@ -14,6 +14,16 @@ export interface MakeContextOptions {
   /** Default 6144 (qwen_generation_utils.py:129, generation_config.json max_window_size). */
   readonly maxWindowSize?: number;
   readonly chatFormat?: ChatFormat;
+  /**
+   * The query and the history (queries and responses) come from someone untrusted: every special
+   * surface in them (`<|im_start|>`, `<|im_end|>`, `<|endoftext|>`, `<img>`, `<ref>`, `<box>`, ...)
+   * is encoded as ordinary text, so typed markup can neither end a turn nor open an image span or
+   * a grounding tag. Only the system prompt and the ChatML frame are control tokens. Default false,
+   * which is the reference's behaviour (image and grounding tags in the text are control tokens,
+   * the ChatML surfaces are plain text). Images cannot be given inside such text; rawText is
+   * unchanged, so decodeTokens works as before.
+   */
+  readonly untrustedText?: boolean;
 }
 
 export interface ChatContext {
@@ -50,7 +60,8 @@ export function makeContext(tokenizer: QwenTokenizer, query: string, opts: MakeC
   const maxWindowSize = opts.maxWindowSize ?? 6144;
   const chatFormat = opts.chatFormat ?? "chatml";
 
-  if (chatFormat === "raw") return { rawText: query, contextTokens: tokenizer.encode(query) };
+  const untrusted = opts.untrustedText === true;
+  if (chatFormat === "raw") return { rawText: query, contextTokens: tokenizer.encode(query, { safe: untrusted }) };
   if (chatFormat !== "chatml") throw new TokenizerError("NotImplementedError", `Unknown chat format ${pyReprStr(String(chatFormat))}`);
 
   const imStart = [tokenizer.imStartId];
@@ -58,16 +69,17 @@ export function makeContext(tokenizer: QwenTokenizer, query: string, opts: MakeC
   const nl = tokenizer.encode("\n");
   // Role and content: only the grounding/image tags are special; `<|im_end|>` etc. typed by a
   // user stay plain text (qwen_generation_utils.py:142-146).
-  const tokenizeStr = (role: string, content: string): [string, number[]] => [
+  // With untrustedText every surface of the content is plain text (tokenizer.encode's safe mode).
+  const tokenizeStr = (role: string, content: string, trusted = !untrusted): [string, number[]] => [
     `${role}\n${content}`,
     [
       ...tokenizer.encode(role, { allowedSpecial: IMAGE_ST }),
       ...nl,
-      ...tokenizer.encode(content, { allowedSpecial: IMAGE_ST }),
+      ...(trusted ? tokenizer.encode(content, { allowedSpecial: IMAGE_ST }) : tokenizer.encode(content, { safe: true })),
     ],
   ];
 
-  const [systemText, systemPart] = tokenizeStr("system", system);
+  const [systemText, systemPart] = tokenizeStr("system", system, true);
   const systemTokens = [...imStart, ...systemPart, ...imEnd];
 
   let rawText = "";

@@ -98,7 +98,7 @@ export function toListFormat(tokenizer: QwenTokenizer, text: string): ParsedElem
   const starts = [tokenizer.imgStartId, tokenizer.refStartId, tokenizer.boxStartId, tokenizer.quadStartId];
   const ends = [tokenizer.imgEndId, tokenizer.refEndId, tokenizer.boxEndId, tokenizer.quadEndId];
   // `b''.join(...).decode('utf-8')` over token bytes, special tokens as their surfaces
-  const textOf = (run: number[]) => pyDecodeUtf8Strict(tokenizer.decodeBytes(run));
+  const textOf = (run: number[]) => pyDecodeUtf8Strict(tokenizer.tokenBytes(run));
   const element = (run: number[]): ParsedElement[] => {
     if (run.length === 0) return [];
     const k = starts.indexOf(run[0]);

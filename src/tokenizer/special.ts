@@ -121,13 +121,19 @@ export function pyStrip(s: string): string {
   return s.slice(a, b);
 }
 
+/** CPython's default `sys.get_int_max_str_digits()` (3.11+, 3.10.7+): longer digit strings are refused. */
+export const PY_INT_MAX_STR_DIGITS = 4300;
+
 /**
  * Python's `int(s)` for a str (base 10): surrounding whitespace, one sign, Unicode decimal digits
- * (category Nd, e.g. full-width `１`), single underscores between digits.
+ * (category Nd, e.g. full-width `１`), single underscores between digits. The error text is
+ * CPython's: `invalid literal for int() with base 10: %.200R` (Objects/longobject.c), i.e. the
+ * repr cut to 200 characters, and above 4300 digits the int_max_str_digits ValueError. Values
+ * beyond 2^53 come back rounded to the nearest double (Python's are exact).
  */
 export function pyInt(s: string): number {
   const t = pyStrip(s);
-  const bad = () => new TokenizerError("ValueError", `invalid literal for int() with base 10: ${pyReprStr(s)}`);
+  const bad = () => new TokenizerError("ValueError", `invalid literal for int() with base 10: ${Array.from(pyReprStr(s)).slice(0, 200).join("")}`);
   let i = 0;
   let sign = 1;
   const chars = Array.from(t);
@@ -136,7 +142,8 @@ export function pyInt(s: string): number {
     i = 1;
   }
   if (i >= chars.length) throw bad();
-  let value = 0n;
+  // CPython validates the whole literal first, then applies the digit limit, then converts.
+  const digitValues: number[] = [];
   let prevUnderscore = true; // a leading underscore is invalid
   for (; i < chars.length; i++) {
     const ch = chars[i];
@@ -147,11 +154,15 @@ export function pyInt(s: string): number {
     }
     const d = decimalValue(ch);
     if (d < 0) throw bad();
-    value = value * 10n + BigInt(d);
+    digitValues.push(d);
     prevUnderscore = false;
   }
   if (prevUnderscore) throw bad();
-  return sign * Number(value);
+  if (digitValues.length > PY_INT_MAX_STR_DIGITS) {
+    throw new TokenizerError("ValueError", `Exceeds the limit (${PY_INT_MAX_STR_DIGITS} digits) for integer string conversion: value has ${digitValues.length} digits; use sys.set_int_max_str_digits() to increase the limit`);
+  }
+  const value = Number(BigInt(digitValues.join("")));
+  return value === 0 ? 0 : sign * value; // int("-0") is 0, not a negative zero
 }
 
 const ND = /^\p{Nd}$/u;

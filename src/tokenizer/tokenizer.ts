@@ -180,6 +180,15 @@ export class QwenTokenizer {
     return utf8Replace.decode(this.decodeBytes(ids, opts));
   }
 
+  /**
+   * Every token's bytes joined, special tokens as their surfaces, nothing else: the reference's
+   * `b''.join(map(self.decoder.get, tokens))` in to_list_format (tokenization_qwen.py:370-374),
+   * which, unlike decode, does not rewrite image spans (an `<img>` inside a run stays text).
+   */
+  tokenBytes(ids: ArrayLike<number>): Uint8Array {
+    return this.bpe.decode(Uint32Array.from(this.checkIds(ids, "decode")));
+  }
+
   /** The byte string `decode` turns into text. */
   decodeBytes(ids: ArrayLike<number>, opts: DecodeOptions = {}): Uint8Array {
     const list = this.checkIds(ids, "decode");
