@@ -272,7 +272,7 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
         return sendJson(res, 200, { object: "list", data: [{ id: o.modelId, object: "model", created, owned_by: "qwenvl" }] });
       }
       if (url === "/health") {
-        return sendJson(res, 200, { status: "ok", model: o.modelId, running: queue.running, queued: queue.queued, queue_size: queue.capacity });
+        return sendJson(res, 200, { status: "ok", model: o.modelId, running: queue.running, queued: queue.queued, queue_size: queue.capacity, rss_bytes: process.memoryUsage.rss() });
       }
       if ((req.method === "GET" || req.method === "HEAD") && serveStatic(url, res)) return;
       throw new ApiError(404, `no route ${req.method} ${url} (try POST /v1/chat/completions, GET /v1/models, GET /health, GET /)`, "invalid_request_error", null, "not_found");
