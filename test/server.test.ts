@@ -2,57 +2,20 @@
 // the OpenAI routes and shapes, streaming, image sources and their limits, errors, the bounded
 // queue under 50 concurrent clients, and cancellation when a client disconnects.
 import { expect } from "chai";
-import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { QwenTokenizer } from "../src/tokenizer/tokenizer.js";
 import { BOX_REPLY, boxReplyIds, writeScriptedCheckpoint } from "./helpers/scripted-checkpoint.js";
+import { serve, type Served } from "./helpers/serve.js";
 
 /** The body as JSON; its shape is what the assertions check. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = (r: Response): Promise<any> => r.json();
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const CLI = ROOT + "dist/src/cli.js";
 const DEMO = ROOT + "test/fixtures/images/demo.jpeg";
-
-export interface Served {
-  url: string;
-  proc: ChildProcess;
-  stderr: () => string;
-  stop(): Promise<void>;
-}
-
-/** Starts `qwenvl serve --port 0 ...` and resolves with its URL once it listens. */
-export function serve(args: string[]): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 60_000);
-    proc.stderr!.on("data", (d) => (err += d));
-    proc.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          url: m[1],
-          proc,
-          stderr: () => err,
-          stop: () => new Promise<void>((r) => {
-            if (proc.exitCode !== null) return r();
-            proc.once("exit", () => r());
-            proc.kill("SIGTERM");
-          }),
-        });
-      }
-    });
-    proc.once("exit", (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
-  });
-}
 
 const post = (url: string, body: unknown, init: RequestInit = {}) =>
   fetch(url + "/v1/chat/completions", { method: "POST", headers: { "Content-Type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body), ...init });
