@@ -67,6 +67,12 @@ export interface ChatOptions {
   readonly images?: Readonly<Record<string, Uint8Array>>;
   /** Allow <img> paths that resolve outside imagesDir (absolute paths, ".."). Default false. */
   readonly allowPathsOutsideImagesDir?: boolean;
+  /**
+   * The query and history come from someone untrusted (the server's setting): every special
+   * surface typed in them is plain text; only the `<img>NAME</img>` spans of `images` are
+   * pictures (makeContext's untrustedText / trustedImages). Default false: the reference's rules.
+   */
+  readonly untrustedText?: boolean;
   /** false: only `images` are used, no file is ever read (the server's setting). Default true. */
   readonly readImageFiles?: boolean;
   /**
@@ -214,6 +220,7 @@ export async function* chatStream(
     system: options.system ?? DEFAULT_SYSTEM,
     maxWindowSize: options.maxWindowSize ?? gen?.maxWindowSize ?? 6144,
     chatFormat: "chatml",
+    ...(options.untrustedText ? { untrustedText: true, trustedImages: Object.keys(options.images ?? {}) } : {}),
   });
   // The tokenizer's <img> ids (151857..) → the checkpoint's image_start_id (the same for Qwen-VL-Chat).
   const ids = remapImageIds(ctx.contextTokens, tokenizer.imgStartId, model.imageStartId, { vocabSize: model.vocabSize });

@@ -21,6 +21,8 @@ import { chatStream, type ChatResult } from "./chat.js";
 import { KvCache } from "./model/qwen.js";
 import { loadModelConfig } from "./config.js";
 import { configsDir, writeSyntheticCheckpoint } from "../tools/make-checkpoint.js";
+import { Progress } from "./product/progress.js";
+import { progressReporter } from "./commands/common.js";
 
 const HELP = `qwenvl demo — Qwen-VL-Chat on one image, end to end
 
@@ -128,7 +130,9 @@ export async function runDemo(argv: string[]): Promise<void> {
     if (vocab < tokenizer.nVocab) {
       throw new Error(`demo: ${ckpt} has vocab_size ${vocab}, fewer than the Qwen tokenizer's ${tokenizer.nVocab} ids, so its output cannot be read as text; run without --checkpoint for a synthetic checkpoint with the real vocabulary`);
     }
-    const model = await QwenVL.load(ckpt, { backend });
+    const bar = new Progress("loading weights", { unit: "bytes" });
+    const model = await QwenVL.load(ckpt, { backend, onProgress: (d, n) => bar.update(d, n) });
+    bar.done();
     const llm = model.config.llm;
     log(`loaded ${ckpt} on backend "${backend.name}" in ${((performance.now() - t) / 1000).toFixed(2)} s ` +
       `(hidden ${llm.hiddenSize}, ${llm.numLayers} layers, vocab ${llm.vocabSize}, KV cache ${(KvCache.bytesPerToken(llm) / 1024).toFixed(1)} KiB/token)`);
@@ -136,13 +140,15 @@ export async function runDemo(argv: string[]): Promise<void> {
     // The image is named by its file name and resolved in its own directory (the chat API reads
     // <img> paths relative to imagesDir).
     const query = fromListFormat([{ image: path.basename(image) }, { text: values.prompt! }]);
-    process.stdout.write(`User: ${query}\nAssistant: `);
+    process.stdout.write(`User: ${query}\n`);
     t = performance.now();
     const stream = chatStream(model, tokenizer, query, {
       imagesDir: path.dirname(image),
+      onProgress: progressReporter(false),
       generation: { maxNewTokens, seed, ...(values.greedy ? { doSample: false } : {}) },
     });
-    let step = await stream.next();
+    let step = await stream.next(); // image encode and prefill run here, with their progress bars
+    process.stdout.write("Assistant: ");
     while (!step.done) {
       process.stdout.write(step.value);
       step = await stream.next();
@@ -156,6 +162,10 @@ export async function runDemo(argv: string[]): Promise<void> {
     log(`prefill: ${s.promptTokens} tokens in ${(s.prefillMs / 1000).toFixed(2)} s (${perSec(s.promptTokens, s.prefillMs)} tok/s)`);
     log(`decode: ${s.generatedTokens} tokens in ${(s.decodeMs / 1000).toFixed(2)} s (${perSec(s.decodeSteps, s.decodeMs)} tok/s over ${s.decodeSteps} steps), stopped by ${s.finishReason}`);
     log(`total ${total.toFixed(2)} s`);
+    if (synthetic) {
+      log("Next: qwenvl chat --model synthetic (interactive), qwenvl serve --model synthetic (API + page at http://127.0.0.1:8000/),");
+      log("      or any of them with --model/--checkpoint /path/to/Qwen-VL-Chat-Int4 for real answers.");
+    }
   } finally {
     await disposeBackend(backend);
   }

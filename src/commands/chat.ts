@@ -110,12 +110,14 @@ export async function runChat(argv: string[]): Promise<number> {
 }
 
 /** One message: the pending pictures and `text` → streamed reply → history, boxes, timings. */
-async function turn(s: Session, text: string, signal?: AbortSignal): Promise<void> {
+async function turn(s: Session, text: string, signal?: AbortSignal, prefix = ""): Promise<void> {
   const elements: ListElement[] = [...s.pending.map((image) => ({ image })), { text }];
   const query = fromListFormat(elements);
   s.pending = [];
   const stream = chatStream(s.lm.model, s.lm.tokenizer, query, { ...s.base, history: s.history, signal });
+  // The prefix waits for the first text, so progress bars of the image and prefill come first.
   let step = await stream.next();
+  process.stdout.write(prefix);
   while (!step.done) {
     process.stdout.write(step.value);
     step = await stream.next();
@@ -195,8 +197,7 @@ async function interactive(s: Session): Promise<void> {
         throw new UsageError(`unknown command ${line.split(/\s/)[0]} (try /help)`);
       } else {
         generating = new AbortController();
-        process.stdout.write("Assistant: ");
-        await turn(s, line, generating.signal);
+        await turn(s, line, generating.signal, "Assistant: ");
       }
     } catch (e) {
       process.stderr.write(`error: ${(e as Error).message}\n`);

@@ -11,7 +11,9 @@
 // the loop yields to the event loop so that disconnects, /health and 429s are answered; during
 // an image encode or a prefill the server answers nothing until it is done.
 //
-// Replies keep the model's <ref>/<box> grounding markup verbatim.
+// Replies keep the model's <ref>/<box> grounding markup verbatim. Message text is untrusted:
+// markup typed in it (<img>, <|im_end|>, ...) is encoded as plain text, never as control tokens;
+// only the pictures sent as image_url parts become image spans.
 import * as http from "node:http";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -194,6 +196,7 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
         ...(p.system !== undefined ? { system: p.system } : {}),
         images: p.images,
         readImageFiles: false,
+        untrustedText: true,
         imageEmbeddingCache: cache,
         generation: p.generation,
         signal: ac.signal,

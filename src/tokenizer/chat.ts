@@ -1,6 +1,6 @@
 // ChatML prompt building and response extraction (qwen_generation_utils.py: make_context,
 // get_stop_words_ids, decode_tokens).
-import { IMAGE_ST, IMEND, IMSTART, TokenizerError, pyReprStr, pyStrip } from "./special.js";
+import { IMAGE_END_TAG, IMAGE_ST, IMAGE_START_TAG, IMEND, IMSTART, TokenizerError, pyReprStr, pyStrip } from "./special.js";
 import type { QwenTokenizer } from "./tokenizer.js";
 
 export type ChatFormat = "chatml" | "raw";
@@ -24,6 +24,11 @@ export interface MakeContextOptions {
    * unchanged, so decodeTokens works as before.
    */
   readonly untrustedText?: boolean;
+  /**
+   * With untrustedText: image names whose exact `<img>NAME</img>` spans stay control tokens (the
+   * pictures a server received as uploads and named itself); every other surface is still text.
+   */
+  readonly trustedImages?: readonly string[];
 }
 
 export interface ChatContext {
@@ -75,9 +80,29 @@ export function makeContext(tokenizer: QwenTokenizer, query: string, opts: MakeC
     [
       ...tokenizer.encode(role, { allowedSpecial: IMAGE_ST }),
       ...nl,
-      ...(trusted ? tokenizer.encode(content, { allowedSpecial: IMAGE_ST }) : tokenizer.encode(content, { safe: true })),
+      ...(trusted ? tokenizer.encode(content, { allowedSpecial: IMAGE_ST }) : encodeUntrusted(content)),
     ],
   ];
+  // The trusted image spans split the content; special tokens are BPE boundaries, so encoding
+  // the pieces apart gives the tokens the whole would give with those spans special.
+  const spans = (opts.trustedImages ?? []).map((name) => `${IMAGE_START_TAG}${name}${IMAGE_END_TAG}`);
+  const encodeUntrusted = (content: string): number[] => {
+    const out: number[] = [];
+    let rest = content;
+    for (;;) {
+      let at = -1;
+      let span = "";
+      for (const sp of spans) {
+        const i = rest.indexOf(sp);
+        if (i >= 0 && (at < 0 || i < at)) [at, span] = [i, sp];
+      }
+      if (at < 0) break;
+      out.push(...tokenizer.encode(rest.slice(0, at), { safe: true }), ...tokenizer.encode(span, { allowedSpecial: IMAGE_ST }));
+      rest = rest.slice(at + span.length);
+    }
+    out.push(...tokenizer.encode(rest, { safe: true }));
+    return out;
+  };
 
   const [systemText, systemPart] = tokenizeStr("system", system, true);
   const systemTokens = [...imStart, ...systemPart, ...imEnd];
