@@ -47,6 +47,7 @@ export async function expectCleanOrOk(t: Tally, label: string, mustName: readonl
   try {
     await f();
     t.loads++;
+    if (process.env.ROBUST_VERBOSE) console.log(`        loaded: ${label}`);
   } catch (e) {
     if (!(e instanceof Error) || (e.constructor !== Error && e.name !== "TokenizerError")) {
       t.bad.push(`${label}: not a plain Error: ${String((e as Error)?.stack ?? e)}`);

@@ -71,8 +71,21 @@ describe("robustness: checkpoint mutations", function () {
   const t = tally();
   const r = rng(20261202);
 
+  // Running totals after each group, for the per-group line.
+  const sections: { name: string; tried: number; errors: number; loads: number }[] = [];
+  let last = { tried: 0, errors: 0, loads: 0 };
+  afterEach(function () {
+    const name = (this.currentTest?.title ?? "").split(" ")[0];
+    sections.push({ name, tried: t.tried - last.tried, errors: t.errors - last.errors, loads: t.loads - last.loads });
+    last = { tried: t.tried, errors: t.errors, loads: t.loads };
+  });
   before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qwenvl-robust-ckpt-")); });
-  after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+  after(() => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    console.log(`      checkpoint mutations: ${t.tried} tried, ${t.errors} clean errors, ${t.loads} loads`);
+    const groups = sections.filter((x) => x.tried > 0).map((x) => `${x.name} ${x.tried}/${x.errors}/${x.loads}`);
+    console.log(`      per group (tried/errors/loads): ${groups.join(", ")}`);
+  });
 
   it("the unmodified copy loads", async () => {
     const dir = mutant({});
@@ -228,7 +241,6 @@ describe("robustness: checkpoint mutations", function () {
       await tryLoad(t, `${SHARDS[s]} data byte ${at} flipped`, mutant({ [SHARDS[s]]: b }), [SHARDS[s]]);
     }
     expect(t.bad, t.bad.join("\n")).to.deep.equal([]);
-    console.log(`      checkpoint mutations: ${t.tried} tried, ${t.errors} clean errors, ${t.loads} loads`);
     expect(t.errors + t.loads).to.equal(t.tried);
   });
 });
