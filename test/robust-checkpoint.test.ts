@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { QwenVL } from "../src/model/qwen-vl.js";
 import { ReferenceBackend } from "../reference/backend.js";
 import { Tensor, type Backend } from "../src/ops/backend.js";
+import { firstNonFinite } from "../src/io/finite.js";
 import { expectCleanOrOk, rng, tally, type Tally } from "./helpers-fuzz.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -279,6 +280,29 @@ describe("robustness: non-finite weights and activations", function () {
       expect(err?.message).to.include(dir);
     });
   }
+
+  it("firstNonFinite finds the first NaN/Inf of every kind at any offset, length and position", () => {
+    const r = rng(99);
+    const naive16 = (h: Uint16Array, exp: number) => h.findIndex((x) => (x & exp) === exp);
+    for (let k = 0; k < 400; k++) {
+      const n = r.int(0, 40), off = r.int(0, 3);
+      const kind = r.pick(["f32", "f16", "bf16", "f64"] as const);
+      let data: Float32Array | Float64Array | Uint16Array;
+      if (kind === "f32") data = new Float32Array(n + off).map(() => r.next() * 1e38 - 5e37).subarray(off);
+      else if (kind === "f64") data = new Float64Array(n + off).map(() => r.next()).subarray(off);
+      else data = new Uint16Array(n + off).map(() => r.int(0, 0xffff) & (kind === "f16" ? 0xfbff : 0xff7f)).subarray(off);
+      const plants = r.int(0, 2);
+      for (let j = 0; j < plants && n > 0; j++) {
+        const at = r.int(0, n - 1);
+        if (kind === "f32" || kind === "f64") data[at] = r.pick([NaN, Infinity, -Infinity]);
+        else data[at] = r.pick(kind === "f16" ? [0x7c00, 0xfc00, 0x7e00, 0x7c01] : [0x7f80, 0xff80, 0x7fc0]);
+      }
+      const want = kind === "f32" || kind === "f64"
+        ? Array.from(data as Float32Array).findIndex((x) => !Number.isFinite(x))
+        : naive16(data as Uint16Array, kind === "f16" ? 0x7c00 : 0x7f80);
+      expect(firstNonFinite(data, kind), `${kind} n=${n} off=${off}`).to.equal(want);
+    }
+  });
 
   it("an activation overflow is refused naming the first layer where it appears", async () => {
     // The MLP gate of the second layer returns huge but finite values (3e38, like an overflowing
