@@ -73,6 +73,8 @@ export interface ChatOptions {
    * pictures (makeContext's untrustedText / trustedImages). Default false: the reference's rules.
    */
   readonly untrustedText?: boolean;
+  /** Largest declared image size in megapixels (default 178.96, Pillow's; src/image/limits.ts). */
+  readonly maxMegapixels?: number;
   /** false: only `images` are used, no file is ever read (the server's setting). Default true. */
   readonly readImageFiles?: boolean;
   /**
@@ -133,9 +135,10 @@ export function resolveImageBytes(p: string, options: ChatOptions): Uint8Array {
 }
 
 /** model.encodeImage, reporting each vision block to `onProgress`. */
-async function encodeImage(model: QwenVL, bytes: Uint8Array, name: string, onProgress: ChatOptions["onProgress"]): Promise<Tensor> {
-  if (!onProgress) return model.encodeImage(bytes, name);
-  const { pixels } = await preprocessImage(bytes, { imageSize: model.config.visual.imageSize, name });
+async function encodeImage(model: QwenVL, bytes: Uint8Array, name: string, options: ChatOptions): Promise<Tensor> {
+  const { onProgress, maxMegapixels } = options;
+  if (!onProgress) return model.encodeImage(bytes, name, { maxMegapixels });
+  const { pixels } = await preprocessImage(bytes, { imageSize: model.config.visual.imageSize, name, maxMegapixels });
   const total = model.config.visual.layers + 1;
   onProgress("image", 0, total, name);
   const e = model.vision.encode(pixels, (trace) => {
@@ -232,7 +235,7 @@ export async function* chatStream(
   for (const span of model.imageSpans(ids)) {
     let e = byPath.get(span.path) ?? options.imageEmbeddingCache?.get(span.path);
     if (!e) {
-      e = await encodeImage(model, resolveImageBytes(span.path, options), span.path, options.onProgress);
+      e = await encodeImage(model, resolveImageBytes(span.path, options), span.path, options);
       options.imageEmbeddingCache?.set(span.path, e);
     }
     byPath.set(span.path, e);

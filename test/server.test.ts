@@ -4,6 +4,7 @@
 import { expect } from "chai";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { crc32 } from "node:zlib";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { QwenTokenizer } from "../src/tokenizer/tokenizer.js";
@@ -167,6 +168,19 @@ describe("qwenvl serve: OpenAI-compatible API over HTTP", function () {
     expect(wrong.status).to.equal(405);
     // the server is still fine
     expect((await fetch(s.url + "/health")).status).to.equal(200);
+  });
+
+  it("decompression bombs are refused from the declared size, before decoding", async () => {
+    // a PNG whose header declares 30000 × 30000 (900 MP) and holds no pixel data
+    const body = Buffer.from("49484452000075300000753008020000 00".replace(/ /g, ""), "hex"); // "IHDR" + fields
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    const png = Buffer.concat([Buffer.from("89504e470d0a1a0a0000000d", "hex"), body, crc]);
+    const r = await post(s.url, userWithImage("data:image/png;base64," + png.toString("base64")));
+    expect(r.status).to.equal(400);
+    expect((await json(r)).error.message).to.match(/upload-[0-9a-f]{16}: image size 30000x30000 .* exceeds the limit/);
+    const h = await json(await fetch(s.url + "/health"));
+    expect(h.rss_bytes).to.be.below(2 * 1024 ** 3);
   });
 
   it("markup typed by the user is text: no image span, no file read, no turn injection", async () => {

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { createQwenServer, DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_SIZE } from "../server/server.js";
-import { MODEL_FLAGS_HELP, MODEL_OPTIONS, UsageError, intFlag, loadFromFlags } from "./common.js";
+import { MODEL_FLAGS_HELP, MODEL_OPTIONS, UsageError, intFlag, loadFromFlags, numberFlag } from "./common.js";
 
 export const SERVE_HELP = `qwenvl serve — OpenAI-compatible HTTP server and chat page
 
@@ -26,6 +26,8 @@ ${MODEL_FLAGS_HELP}
   --image-root DIR     allow image_url paths (relative, or file: URLs) to files under DIR
   --queue N            requests that may wait behind the running one (default ${DEFAULT_QUEUE_SIZE}); more get 429
   --max-body-mb M      largest request body in MiB (default ${DEFAULT_MAX_BODY_BYTES / 1048576})
+  --max-megapixels M   refuse pictures declaring more than M megapixels before decoding them
+                       (default 178.96, Pillow's limit, what the reference accepts)
   --model-id NAME      the id reported by /v1/models (default: the checkpoint directory's name)
   --quiet              no progress bars or request log on stderr
 
@@ -46,6 +48,7 @@ export async function runServe(argv: string[]): Promise<number> {
       queue: { type: "string" },
       "max-body-mb": { type: "string" },
       "model-id": { type: "string" },
+      "max-megapixels": { type: "string" },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
@@ -58,6 +61,7 @@ export async function runServe(argv: string[]): Promise<number> {
   const port = intFlag("serve", "port", values.port, 0, 65535)!;
   const queueSize = intFlag("serve", "queue", values.queue, 0, 10000) ?? DEFAULT_QUEUE_SIZE;
   const maxBodyMb = intFlag("serve", "max-body-mb", values["max-body-mb"], 1, 4096);
+  const maxMegapixels = numberFlag("serve", "max-megapixels", values["max-megapixels"], (n) => n > 0, "a number > 0");
   let imageRoot: string | undefined;
   if (values["image-root"] !== undefined) {
     imageRoot = path.resolve(values["image-root"]);
@@ -69,6 +73,7 @@ export async function runServe(argv: string[]): Promise<number> {
   const server = createQwenServer({
     model: lm.model, tokenizer: lm.tokenizer, modelId, imageRoot, queueSize, log,
     ...(maxBodyMb !== undefined ? { maxBodyBytes: maxBodyMb * 1048576 } : {}),
+    ...(maxMegapixels !== undefined ? { maxMegapixels } : {}),
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

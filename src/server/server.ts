@@ -38,6 +38,8 @@ export interface ServerOptions {
   readonly maxBodyBytes?: number;
   /** Requests that may wait behind the running one; default 8. */
   readonly queueSize?: number;
+  /** Largest declared picture size in megapixels (default Pillow's 178.96): bombs are refused before decoding. */
+  readonly maxMegapixels?: number;
   /** Image embeddings kept for later requests (by content hash); default 16. */
   readonly imageCacheEntries?: number;
   readonly log?: (line: string) => void;
@@ -197,6 +199,7 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
         images: p.images,
         readImageFiles: false,
         untrustedText: true,
+        ...(o.maxMegapixels !== undefined ? { maxMegapixels: o.maxMegapixels } : {}),
         imageEmbeddingCache: cache,
         generation: p.generation,
         signal: ac.signal,
