@@ -19,7 +19,8 @@
 //
 // API
 //   interface ChatGenerationOptions { maxNewTokens?, doSample?, temperature?, topK?, topP?, repetitionPenalty?, seed?, stopStrings? }
-//   interface ChatOptions { history?, system?, imagesDir?, images?, allowPathsOutsideImagesDir?, maxWindowSize?, generation?, signal?, onProgress? }
+//   interface ChatOptions { history?, system?, imagesDir?, images?, allowPathsOutsideImagesDir?, untrustedText?, maxMegapixels?,
+//                           readImageFiles?, imageEmbeddingCache?, maxWindowSize?, generation?, signal?, onProgress? }
 //   interface ChatResult { response, history, stats }
 //   chat(model, tokenizer, query, options?): Promise<ChatResult>
 //   chatStream(model, tokenizer, query, options?): AsyncGenerator<string, ChatResult>
@@ -33,9 +34,7 @@ import { makeContext, type HistoryTurn } from "./tokenizer/chat.js";
 import { StreamDecoder } from "./tokenizer/stream.js";
 import { remapImageIds } from "./tokenizer/image-spans.js";
 import { pyStrip } from "./tokenizer/special.js";
-import { generateStream, type CausalLM, type FinishReason } from "./generate/generate.js";
-import type { KvCache } from "./model/qwen.js";
-import { preprocessImage } from "./image/preprocess.js";
+import { generateStream, type FinishReason } from "./generate/generate.js";
 import type { SamplingOptions } from "./generate/sampling.js";
 
 /** modeling_qwen.py:905: chat()'s default system prompt. */
@@ -138,31 +137,17 @@ export function resolveImageBytes(p: string, options: ChatOptions): Uint8Array {
 async function encodeImage(model: QwenVL, bytes: Uint8Array, name: string, options: ChatOptions): Promise<Tensor> {
   const { onProgress, maxMegapixels } = options;
   if (!onProgress) return model.encodeImage(bytes, name, { maxMegapixels });
-  const { pixels } = await preprocessImage(bytes, { imageSize: model.config.visual.imageSize, name, maxMegapixels });
   const total = model.config.visual.layers + 1;
   onProgress("image", 0, total, name);
-  const e = model.vision.encode(pixels, (trace) => {
-    const m = /^vit\.block\.(\d+)$/.exec(trace);
-    if (m) onProgress("image", Number(m[1]) + 1, total, name);
+  const e = await model.encodeImage(bytes, name, {
+    maxMegapixels,
+    trace: (trace) => {
+      const m = /^vit\.block\.(\d+)$/.exec(trace);
+      if (m) onProgress("image", Number(m[1]) + 1, total, name);
+    },
   });
   onProgress("image", total, total, name);
   return e;
-}
-
-/** The model as the generation loop sees it, with prefill reporting each decoder layer. */
-function withPrefillProgress(model: QwenVL, onProgress: ChatOptions["onProgress"]): CausalLM<KvCache> {
-  if (!onProgress) return model;
-  const total = model.config.llm.numLayers;
-  return {
-    maxContext: model.maxContext,
-    newCache: (capacity) => model.newCache(capacity),
-    disposeCache: (cache) => model.disposeCache(cache),
-    prefill: (ids, cache, o) => {
-      onProgress("prefill", 0, total, `${ids.length} tokens`);
-      return model.prefill(ids, cache, { ...o, onBlock: (l) => onProgress("prefill", l + 1, total, `${ids.length} tokens`) });
-    },
-    decodeStep: (id, cache) => model.decodeStep(id, cache),
-  };
 }
 
 /** Length of the prefix of `text` that can be shown: before any stop string, and not ending in the start of one. */
@@ -243,7 +228,8 @@ export async function* chatStream(
   }
   const imageMs = performance.now() - t0;
 
-  const steps = generateStream(withPrefillProgress(model, options.onProgress), ids, {
+  const onProgress = options.onProgress;
+  const steps = generateStream(model, ids, {
     maxNewTokens,
     sampling,
     // get_stop_words_ids("chatml") plus generation_config's eos (<|endoftext|>).
@@ -252,6 +238,7 @@ export async function* chatStream(
     decode: (out) => tokenizer.decode(out),
     imageEmbeds,
     signal: options.signal,
+    ...(onProgress ? { onPrefillLayer: (done: number) => onProgress("prefill", done, model.config.llm.numLayers, `${ids.length} tokens`) } : {}),
   });
   const decoder = new StreamDecoder(tokenizer);
   let text = "";

@@ -8,11 +8,10 @@
 import * as path from "node:path";
 import * as readline from "node:readline";
 import { parseArgs } from "node:util";
-import { chatStream, type ChatOptions, type ChatResult, type ChatStats } from "../chat.js";
+import { chatStream, resolveImageBytes, type ChatOptions, type ChatResult, type ChatStats } from "../chat.js";
 import { fromListFormat, type ListElement } from "../tokenizer/list-format.js";
 import type { HistoryTurn } from "../tokenizer/chat.js";
 import { drawBoxesOnLatestPicture, writePng } from "../product/boxes.js";
-import { resolveImageBytes } from "../chat.js";
 import {
   GENERATION_FLAGS_HELP, GENERATION_OPTIONS, MODEL_FLAGS_HELP, MODEL_OPTIONS, UsageError, generationFromFlags,
   loadFromFlags, progressReporter, type LoadedModel,

@@ -8,7 +8,7 @@
 // the same response one decode step sooner. The stop token itself is not part of `ids`.
 //
 // API
-//   interface CausalLM<Cache> { maxContext; newCache(capacity); prefill(ids, cache, {imageEmbeds}); decodeStep(id, cache) }
+//   interface CausalLM<Cache> { maxContext; newCache(capacity); prefill(ids, cache, {imageEmbeds, onBlock}); decodeStep(id, cache) }
 //   interface GenerateOptions { maxNewTokens, sampling, stopTokenIds, stopStrings, decode, imageEmbeds, contextWindow, signal }
 //   type FinishReason = "stop_token" | "stop_string" | "max_new_tokens" | "context_window" | "aborted"
 //   interface GenerateResult { ids, finishReason, stopToken?, stopString?, promptTokens, prefillMs, decodeMs, decodeSteps }
@@ -26,7 +26,7 @@ export interface CausalLM<Cache> {
   /** Give a cache's storage back once generation is over (optional). */
   disposeCache?(cache: Cache): void;
   /** Logits of the prompt's last position: [1, V]. */
-  prefill(ids: ArrayLike<number>, cache: Cache, options: { imageEmbeds?: readonly Tensor[] }): Tensor;
+  prefill(ids: ArrayLike<number>, cache: Cache, options: { imageEmbeds?: readonly Tensor[]; onBlock?: (layer: number) => void }): Tensor;
   /** Logits after feeding one more token: [V]. */
   decodeStep(id: number, cache: Cache): Float32Array;
 }
@@ -47,6 +47,8 @@ export interface GenerateOptions {
   /** Tokens the prompt plus the output may fill; default and maximum: model.maxContext. */
   readonly contextWindow?: number;
   readonly signal?: AbortSignal;
+  /** Progress of the prefill: called with 0 as it starts, then with l + 1 after decoder layer l. */
+  readonly onPrefillLayer?: (layersDone: number) => void;
 }
 
 export type FinishReason = "stop_token" | "stop_string" | "max_new_tokens" | "context_window" | "aborted";
@@ -121,8 +123,11 @@ export async function* generateStream<C>(
   const ids: number[] = [];
 
   try {
+    const onLayer = options.onPrefillLayer;
+    const onBlock = onLayer && ((l: number) => onLayer(l + 1));
+    onLayer?.(0);
     const t0 = performance.now();
-    let logits = model.prefill(promptIds, cache, { imageEmbeds: options.imageEmbeds }).data; // [V]
+    let logits = model.prefill(promptIds, cache, { imageEmbeds: options.imageEmbeds, onBlock }).data; // [V]
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
     let decodeSteps = 0;

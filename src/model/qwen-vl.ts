@@ -13,8 +13,8 @@
 //     static async load(dir, { backend, onProgress? }): Promise<QwenVL>
 //     readonly dir, config: ModelConfig, generation: GenerationDefaults | null, decoder, vision, backend
 //     imageStartId, maxContext, vocabSize
-//     async encodeImage(bytes, name?, { maxMegapixels? }?): Promise<Tensor>   file bytes → [256, C]
-//     encodePixels(pixels: Float32Array [3,S,S]): Tensor      normalised pixels → [256, C]
+//     async encodeImage(bytes, name?, { maxMegapixels?, trace? }?): Promise<Tensor>   file bytes → [256, C]
+//     encodePixels(pixels: Float32Array [3,S,S], trace?): Tensor   normalised pixels → [256, C]
 //     imageSpans(ids): ImageSpan[]
 //     embedInputs(ids, imageEmbeds: Tensor[]): Tensor [L, C]
 //     newCache(capacity?): KvCache;  disposeCache(cache)
@@ -27,7 +27,7 @@ import { Tensor, type Backend } from "../ops/backend.js";
 import { VarBuilder } from "../io/var-builder.js";
 import type { ProgressFn } from "../io/checkpoint.js";
 import { loadGenerationDefaults, type GenerationDefaults, type ModelConfig, type QwenConfig } from "../config.js";
-import { VisionTower } from "./vision.js";
+import { VisionTower, type TraceFn } from "./vision.js";
 import { KvCache, QwenDecoder, type ForwardOptions } from "./qwen.js";
 import { preprocessImage } from "../image/preprocess.js";
 import { findImageSpans, type ImageSpan } from "../tokenizer/image-spans.js";
@@ -94,16 +94,17 @@ export class QwenVL {
 
   /**
    * Image file bytes (JPEG/PNG/...) → preprocess (visual.py:352-361) → vision tower → [256, C].
-   * options.maxMegapixels bounds the declared image size (src/image/limits.ts; default Pillow's).
+   * options.maxMegapixels bounds the declared image size (src/image/limits.ts; default Pillow's);
+   * options.trace sees the vision tower's named intermediates (VisionTower.encode).
    */
-  async encodeImage(bytes: Uint8Array, name = "image", options: { maxMegapixels?: number } = {}): Promise<Tensor> {
+  async encodeImage(bytes: Uint8Array, name = "image", options: { maxMegapixels?: number; trace?: TraceFn } = {}): Promise<Tensor> {
     const { pixels } = await preprocessImage(bytes, { imageSize: this.config.visual.imageSize, name, maxMegapixels: options.maxMegapixels });
-    return this.encodePixels(pixels);
+    return this.encodePixels(pixels, options.trace);
   }
 
   /** Normalised pixels [3, S, S] → [256, C]. */
-  encodePixels(pixels: Float32Array): Tensor {
-    return this.vision.encode(pixels);
+  encodePixels(pixels: Float32Array, trace?: TraceFn): Tensor {
+    return this.vision.encode(pixels, trace);
   }
 
   /** The image spans of a prompt, by this checkpoint's image_start_id. */

@@ -51,7 +51,8 @@ export function loadLabelFont(): LabelFont {
   return cached;
 }
 
-function fontPackageDir(): string {
+/** The directory of the installed @fontsource/noto-sans-sc package (its CSS and WOFF files). */
+export function fontPackageDir(): string {
   const require = createRequire(import.meta.url);
   return path.dirname(require.resolve("@fontsource/noto-sans-sc/package.json"));
 }

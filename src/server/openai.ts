@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { fromListFormat, type ListElement } from "../tokenizer/list-format.js";
+import { pyRstrip } from "../tokenizer/special.js";
 import type { HistoryTurn } from "../tokenizer/chat.js";
 import type { ChatGenerationOptions } from "../chat.js";
 import type { FinishReason } from "../generate/generate.js";
@@ -90,7 +91,7 @@ function contentElements(content: unknown, where: string, allowImages: boolean, 
 
 /** openai_api.py:209: content.lstrip("\n").rstrip(). */
 function trimContent(s: string): string {
-  return s.replace(/^\n+/, "").replace(/[\s\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/u, "");
+  return pyRstrip(s.replace(/^\n+/, ""));
 }
 
 /** Registers an image URL's bytes; returns the name its <img> tag carries. */

@@ -17,7 +17,6 @@
 import * as http from "node:http";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createRequire } from "node:module";
 import { randomUUID } from "node:crypto";
 import { chatStream, type ChatResult } from "../chat.js";
 import type { QwenVL } from "../model/qwen-vl.js";
@@ -25,6 +24,7 @@ import type { QwenTokenizer } from "../tokenizer/tokenizer.js";
 import type { Tensor } from "../ops/backend.js";
 import { ContextWindowError } from "../generate/generate.js";
 import { packageFile } from "../package-files.js";
+import { fontPackageDir } from "../product/font.js";
 import { ApiError, finishReason, parseChatRequest, usage } from "./openai.js";
 
 export interface ServerOptions {
@@ -125,11 +125,6 @@ const PAGE_HEADERS = {
   "X-Content-Type-Options": "nosniff",
 };
 
-function fontDir(): string {
-  const require = createRequire(import.meta.url);
-  return path.dirname(require.resolve("@fontsource/noto-sans-sc/package.json"));
-}
-
 function sendJson(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   const data = JSON.stringify(body);
@@ -174,7 +169,7 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
   const cache = new EmbeddingCache(o.imageCacheEntries ?? 16);
   const log = o.log ?? (() => {});
   const created = Math.floor(Date.now() / 1000);
-  const fonts = fontDir();
+  const fonts = fontPackageDir();
 
   async function completions(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const ac = new AbortController();
@@ -204,10 +199,8 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
         generation: p.generation,
         signal: ac.signal,
       });
-      const chunk = (delta: Record<string, string>, finish: string | null) => ({
-        id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: o.modelId,
-        choices: [{ index: 0, delta, finish_reason: finish }],
-      });
+      const chunkOf = (rest: Record<string, unknown>) => ({ id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: o.modelId, ...rest });
+      const chunk = (delta: Record<string, string>, finish: string | null) => chunkOf({ choices: [{ index: 0, delta, finish_reason: finish }] });
       const sse = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
       let step = await stream.next(); // image encode + prefill happen here: errors still get a status code
       if (p.stream) {
@@ -227,7 +220,7 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
       if (ac.signal.aborted) return;
       if (p.stream) {
         sse(chunk({}, finishReason(r.stats.finishReason)));
-        if (p.includeUsage) sse({ id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: o.modelId, choices: [], usage: u });
+        if (p.includeUsage) sse(chunkOf({ choices: [], usage: u }));
         res.end("data: [DONE]\n\n");
       } else {
         sendJson(res, 200, {

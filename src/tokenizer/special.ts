@@ -121,6 +121,13 @@ export function pyStrip(s: string): string {
   return s.slice(a, b);
 }
 
+/** Python's `str.rstrip()` with no argument. */
+export function pyRstrip(s: string): string {
+  let b = s.length;
+  while (b > 0 && PY_WHITESPACE.has(s.charCodeAt(b - 1))) b--;
+  return s.slice(0, b);
+}
+
 /** CPython's default `sys.get_int_max_str_digits()` (3.11+, 3.10.7+): longer digit strings are refused. */
 export const PY_INT_MAX_STR_DIGITS = 4300;
 
