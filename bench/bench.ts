@@ -274,7 +274,7 @@ function main(): void {
   const tg = time(() => b.gelu(xg));
   report({ key: "gelu_gelems", what: `gelu ${T}×8192 (erf-exact)`, value: (T * 8192) / tg / 1e9, unit: "Gelem/s" });
   const xl = new Tensor([T, 1664], randn(T * 1664));
-  const lw = randn(1664);
+  const lw = new Tensor([1664], randn(1664));
   const tl = time(() => b.layerNorm(xl, lw, lw, 1e-6));
   report({ key: "layernorm_gbps", what: `layerNorm ${T}×1664, bytes in+out`, value: (8 * T * 1664) / tl / 1e9, unit: "GB/s", limit: lim.mem, limitName: "mem_read" });
 

@@ -11,6 +11,7 @@
 //        [--backend wasm] [--threads N] [--prefill-ops]   (also list the prefill's costliest ops)
 import { parseArgs } from "node:util";
 import type { Backend, Linear, LinearWeights, Tensor } from "../src/ops/backend.js";
+import { hostData } from "../src/ops/host.js";
 import { QwenVL } from "../src/model/qwen-vl.js";
 import { createBackend, disposeBackend } from "../src/ops/select.js";
 import { argmax } from "../src/generate/sampling.js";
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
     const ids = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % 150000);
     const cache = model.newCache(promptTokens + steps + 1);
     t = performance.now();
-    let next = argmax(model.prefill(ids, cache).data);
+    let next = argmax(await model.prefill(ids, cache));
     const prefillS = (performance.now() - t) / 1000;
     console.log(`prefill: ${promptTokens} tokens in ${prefillS.toFixed(2)} s = ${(promptTokens / prefillS).toFixed(1)} tok/s`);
     if (values["prefill-ops"]) {
@@ -91,7 +92,7 @@ async function main(): Promise<void> {
       }
     }
     // One untimed warm-up step (first-touch of decode scratch), then the measured steps.
-    next = argmax(model.decodeStep(next, cache));
+    next = argmax(await model.decodeStep(next, cache));
     stats.clear();
     const stepMs: number[] = [];
     let embedMs = 0, argmaxMs = 0;
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const x = model.decoder.embed([next]);
       const t1 = performance.now();
-      const logits = model.decoder.forward(x, cache).data;
+      const logits = hostData(model.decoder.forward(x, cache));
       const t2 = performance.now();
       next = argmax(logits);
       const t3 = performance.now();

@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     ids = remapImageIds(ids, tokenizer.imgStartId, model.imageStartId, { vocabSize: model.vocabSize });
     const cache = model.newCache(ids.length + decodeTokens + 1);
     t = performance.now();
-    const logits = model.prefill(ids, cache, { imageEmbeds: [embeds] });
+    const logits = await model.prefill(ids, cache, { imageEmbeds: [embeds] });
     const prefillS = (performance.now() - t) / 1000;
     out.prompt_tokens = ids.length;
     out.prefill_tok_s = ids.length / prefillS;
@@ -110,11 +110,11 @@ async function main(): Promise<void> {
     console.log(`prefill: ${ids.length} tokens in ${prefillS.toFixed(2)} s = ${out.prefill_tok_s.toFixed(1)} tok/s (${out.prefill_gflops.toFixed(1)} GFLOP/s)`);
 
     // Decode: greedy steps with the KV cache; median step time.
-    let next = argmax(logits.data);
+    let next = argmax(logits);
     const steps: number[] = [];
     for (let i = 0; i < decodeTokens; i++) {
       t = performance.now();
-      next = argmax(model.decodeStep(next, cache));
+      next = argmax(await model.decodeStep(next, cache));
       steps.push((performance.now() - t) / 1000);
     }
     out.decode_tok_s = 1 / median(steps);

@@ -5,6 +5,7 @@
 // rounded to f32 once per output, so its own rounding error is far below any kernel's.
 import { Tensor } from "../src/ops/backend.js";
 import type { AttentionOptions, Backend, Linear, LinearWeights } from "../src/ops/backend.js";
+import { HostBackendBase, hostData } from "../src/ops/host.js";
 import { bf16ArrayToF32, f16ArrayToF32 } from "../src/io/fp16.js";
 import { dequantizeGptq } from "../src/io/gptq.js";
 
@@ -20,7 +21,7 @@ function denseToF32(w: LinearWeights & { kind: "dense" }): Float32Array {
 }
 
 function sameShape(a: Tensor, b: Tensor, op: string): void {
-  if (a.data.length !== b.data.length) {
+  if (a.size !== b.size) {
     throw new Error(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
   }
 }
@@ -60,8 +61,11 @@ function erf(x: number): number {
   return x < 0 ? erfc - 1 : 1 - erfc;
 }
 
-export class ReferenceBackend implements Backend {
+export class ReferenceBackend extends HostBackendBase implements Backend {
   readonly name = "reference";
+
+  /** Nothing to recycle: outputs are plain garbage-collected arrays. */
+  release(): void {}
 
   linear(w: LinearWeights): Linear {
     const weight = w.kind === "gptq" ? dequantizeGptq(w) : denseToF32(w);
@@ -76,10 +80,11 @@ export class ReferenceBackend implements Backend {
   }
 
   matmul(x: Tensor, w: Linear): Tensor {
+    const xd = hostData(x);
     const { weight, bias, inFeatures: K, outFeatures: N } = w as ReferenceLinear;
     if (x.cols !== K) throw new Error(`matmul: input has ${x.cols} columns, layer expects ${K}`);
     const M = x.rows;
-    const xs = x.data;
+    const xs = xd;
     const out = new Float32Array(M * N);
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
@@ -91,77 +96,90 @@ export class ReferenceBackend implements Backend {
     return new Tensor([...x.shape.slice(0, -1), N], out);
   }
 
-  layerNorm(x: Tensor, weight: Float32Array, bias: Float32Array, eps: number): Tensor {
+  layerNorm(x: Tensor, weightT: Tensor, biasT: Tensor, eps: number): Tensor {
+    const xd = hostData(x);
+    const weight = hostData(weightT), bias = hostData(biasT);
     const D = x.cols;
-    const out = new Float32Array(x.data.length);
+    const out = new Float32Array(xd.length);
     for (let r = 0; r < x.rows; r++) {
       let mean = 0;
-      for (let i = 0; i < D; i++) mean += x.data[r * D + i];
+      for (let i = 0; i < D; i++) mean += xd[r * D + i];
       mean /= D;
       let v = 0;
-      for (let i = 0; i < D; i++) v += (x.data[r * D + i] - mean) ** 2;
+      for (let i = 0; i < D; i++) v += (xd[r * D + i] - mean) ** 2;
       const inv = 1 / Math.sqrt(v / D + eps);
-      for (let i = 0; i < D; i++) out[r * D + i] = (x.data[r * D + i] - mean) * inv * weight[i] + bias[i];
+      for (let i = 0; i < D; i++) out[r * D + i] = (xd[r * D + i] - mean) * inv * weight[i] + bias[i];
     }
     return new Tensor(x.shape, out);
   }
 
-  rmsNorm(x: Tensor, weight: Float32Array, eps: number): Tensor {
+  rmsNorm(x: Tensor, weightT: Tensor, eps: number): Tensor {
+    const xd = hostData(x);
+    const weight = hostData(weightT);
     const D = x.cols;
-    const out = new Float32Array(x.data.length);
+    const out = new Float32Array(xd.length);
     for (let r = 0; r < x.rows; r++) {
       let ss = 0;
-      for (let i = 0; i < D; i++) ss += x.data[r * D + i] ** 2;
+      for (let i = 0; i < D; i++) ss += xd[r * D + i] ** 2;
       const inv = 1 / Math.sqrt(ss / D + eps);
-      for (let i = 0; i < D; i++) out[r * D + i] = x.data[r * D + i] * inv * weight[i];
+      for (let i = 0; i < D; i++) out[r * D + i] = xd[r * D + i] * inv * weight[i];
     }
     return new Tensor(x.shape, out);
   }
 
   add(a: Tensor, b: Tensor): Tensor {
-    const out = new Float32Array(a.data.length);
-    if (b.data.length === a.cols && a.data.length !== b.data.length) {
-      for (let i = 0; i < out.length; i++) out[i] = a.data[i] + b.data[i % a.cols];
+    const ad = hostData(a);
+    const bd = hostData(b);
+    const out = new Float32Array(ad.length);
+    if (bd.length === a.cols && ad.length !== bd.length) {
+      for (let i = 0; i < out.length; i++) out[i] = ad[i] + bd[i % a.cols];
     } else {
       sameShape(a, b, "add");
-      for (let i = 0; i < out.length; i++) out[i] = a.data[i] + b.data[i];
+      for (let i = 0; i < out.length; i++) out[i] = ad[i] + bd[i];
     }
     return new Tensor(a.shape, out);
   }
 
-  scaleRows(a: Tensor, s: Float32Array): Tensor {
+  scaleRows(a: Tensor, sT: Tensor): Tensor {
+    const ad = hostData(a);
+    const s = hostData(sT);
     if (s.length !== a.rows) throw new Error(`scaleRows: ${s.length} scales for ${a.rows} rows`);
-    const out = new Float32Array(a.data.length);
-    for (let i = 0; i < out.length; i++) out[i] = a.data[i] * s[Math.floor(i / a.cols)];
+    const out = new Float32Array(ad.length);
+    for (let i = 0; i < out.length; i++) out[i] = ad[i] * s[Math.floor(i / a.cols)];
     return new Tensor(a.shape, out);
   }
 
   gelu(x: Tensor): Tensor {
-    const out = new Float32Array(x.data.length);
-    for (let i = 0; i < out.length; i++) out[i] = 0.5 * x.data[i] * (1 + erf(x.data[i] / Math.SQRT2));
+    const xd = hostData(x);
+    const out = new Float32Array(xd.length);
+    for (let i = 0; i < out.length; i++) out[i] = 0.5 * xd[i] * (1 + erf(xd[i] / Math.SQRT2));
     return new Tensor(x.shape, out);
   }
 
   swiglu(a: Tensor, b: Tensor): Tensor {
+    const ad = hostData(a);
+    const bd = hostData(b);
     sameShape(a, b, "swiglu");
-    const out = new Float32Array(a.data.length);
-    for (let i = 0; i < out.length; i++) out[i] = a.data[i] * (b.data[i] / (1 + Math.exp(-b.data[i])));
+    const out = new Float32Array(ad.length);
+    for (let i = 0; i < out.length; i++) out[i] = ad[i] * (bd[i] / (1 + Math.exp(-bd[i])));
     return new Tensor(a.shape, out);
   }
 
-  rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
+  rope(x: Tensor, cosT: Tensor, sinT: Tensor): Tensor {
+    const xd = hostData(x);
+    const cos = hostData(cosT), sin = hostData(sinT);
     const [T, H, D] = x.shape;
     if (x.shape.length !== 3 || cos.length !== T * D || sin.length !== T * D) {
       throw new Error(`rope: x [${x.shape}] needs cos/sin of ${T}×${D}, got ${cos.length}/${sin.length}`);
     }
     const half = D / 2;
-    const out = new Float32Array(x.data.length);
+    const out = new Float32Array(xd.length);
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < H; h++) {
         const base = (t * H + h) * D;
         for (let i = 0; i < D; i++) {
-          const rot = i < half ? -x.data[base + i + half] : x.data[base + i - half];
-          out[base + i] = x.data[base + i] * cos[t * D + i] + rot * sin[t * D + i];
+          const rot = i < half ? -xd[base + i + half] : xd[base + i - half];
+          out[base + i] = xd[base + i] * cos[t * D + i] + rot * sin[t * D + i];
         }
       }
     }
@@ -169,13 +187,16 @@ export class ReferenceBackend implements Backend {
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
+    const qd = hostData(q);
+    const kd = hostData(k);
+    const vd = hostData(v);
     const [Tq, H, D] = q.shape;
     const Tk = k.shape[0];
     if (k.shape[1] !== H || k.shape[2] !== D || v.shape[0] !== Tk || v.shape[1] !== H || v.shape[2] !== D) {
       throw new Error(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not agree`);
     }
     const offset = options.queryOffset ?? 0;
-    const [qs, ks, vs] = [q.data, k.data, v.data];
+    const [qs, ks, vs] = [qd, kd, vd];
     const out = new Float32Array(Tq * H * D);
     const scores = new Float64Array(Tk);
     for (let t = 0; t < Tq; t++) {

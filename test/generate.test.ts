@@ -138,14 +138,14 @@ class ScriptedLM implements CausalLM<{ length: number }> {
   newCache(): { length: number } {
     return { length: 0 };
   }
-  prefill(ids: ArrayLike<number>, cache: { length: number }, options: { imageEmbeds?: readonly Tensor[] }): Tensor {
+  async prefill(ids: ArrayLike<number>, cache: { length: number }, options: { imageEmbeds?: readonly Tensor[] }): Promise<Float32Array> {
     this.prompts.push(Array.from(ids));
     this.images = options.imageEmbeds?.length ?? 0;
     cache.length = ids.length;
     this.step = 0;
-    return new Tensor([1, this.vocab], this.logits());
+    return this.logits();
   }
-  decodeStep(id: number, cache: { length: number }): Float32Array {
+  async decodeStep(id: number, cache: { length: number }): Promise<Float32Array> {
     if (cache.length + 1 > this.maxContext) throw new Error("fed past the context window");
     this.fed.push(id);
     cache.length++;
@@ -242,7 +242,7 @@ describe("chat API", function () {
       imageSpans: (ids: ArrayLike<number>) => findImageSpans(ids, 151857),
       encodeImage: async (bytes: Uint8Array, name: string) => {
         encoded.push({ name, bytes: bytes.length });
-        return Tensor.zeros([256, 8]);
+        return new Tensor([256, 8], new Float32Array(256 * 8));
       },
       newCache: () => lm.newCache(),
       prefill: lm.prefill.bind(lm),

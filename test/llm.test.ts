@@ -1,5 +1,6 @@
 // The decoder against the tiny-a goldens (reference backend), and its pieces: rotary tables with
 // dynamic NTK, log-n scaling, the KV cache.
+import { hostData } from "../src/ops/host.js";
 import { expect } from "chai";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,7 +78,7 @@ describe("rope: dynamic NTK and log-n", () => {
 
 describe("KvCache", () => {
   it("grows without losing what it holds and reports bytes per token", () => {
-    const c = new KvCache(2, 2, 4, 2, 100);
+    const c = new KvCache(2, 2, 4, 2, 100, new ReferenceBackend());
     const k = new Tensor([2, 2, 4], Float32Array.from({ length: 16 }, (_, i) => i));
     const v = new Tensor([2, 2, 4], Float32Array.from({ length: 16 }, (_, i) => -i));
     c.write(1, 0, k, v);
@@ -88,8 +89,8 @@ describe("KvCache", () => {
     expect(c.capacity).to.equal(100); // 66 + 64 = 130, capped at the maximum
     expect(() => c.reserve(101)).to.throw(/exceed the maximum of 100/);
     const view = c.view(1, 2);
-    expect(Array.from(view.k.data)).to.deep.equal(Array.from(k.data));
-    expect(Array.from(view.v.data)).to.deep.equal(Array.from(v.data));
+    expect(Array.from(hostData(view.k))).to.deep.equal(Array.from(hostData(k)));
+    expect(Array.from(hostData(view.v))).to.deep.equal(Array.from(hostData(v)));
     // Qwen-VL-Chat: 2 · 32 layers · 32 heads · 128 · 4 bytes = 1 MiB per token.
     expect(KvCache.bytesPerToken({ numLayers: 32, numHeads: 32, kvChannels: 128 })).to.equal(1 << 20);
   });
@@ -112,11 +113,11 @@ describe("decoder vs tiny-a goldens (reference backend)", function () {
   });
 
   for (const name of ["image", "two-images"]) {
-    it(`llm-${name}: decoder with the golden image embeddings (NTK + log-n active)`, () => {
+    it(`llm-${name}: decoder with the golden image embeddings (NTK + log-n active)`, async () => {
       const golden = readCase(path.join(TINY, `llm-${name}.msgpack`));
       const embeds = (golden.meta.images as string[]).map(goldenImageEmbeds);
       const lines: string[] = [];
-      const r = compareLlmCase(model, golden, embeds, (l) => lines.push(l));
+      const r = await compareLlmCase(model, golden, embeds, (l) => lines.push(l));
       expect(r.ok, lines.join("\n")).to.equal(true);
     });
   }
@@ -136,28 +137,33 @@ describe("decoder vs tiny-a goldens (reference backend)", function () {
       ["no-logn", { ...config.llm, useLognAttn: false }],
     ] as const) {
       const dec = QwenDecoder.load(vb, cfg, backend);
-      errors[label] = relL2(dec.forward(x, dec.newCache(ids.length)).data, want);
+      errors[label] = relL2(hostData(dec.forward(x, dec.newCache(ids.length))), want);
     }
     checkpoint.close();
     expect(errors["no-ntk"]).to.be.above(1e-2);
     expect(errors["no-logn"]).to.be.above(1e-3);
   });
 
-  it("prefill of L−1 tokens + one decode step = prefill of L tokens (below seq_length)", () => {
+  it("prefill of L−1 tokens + one decode step = prefill of L tokens (below seq_length)", async () => {
     const ids = Array.from(readCase(path.join(TINY, "llm-text.msgpack")).tensors.input_ids.data);
-    const full = model.prefill(ids, model.newCache(ids.length)).data;
+    const full = await model.prefill(ids, model.newCache(ids.length));
     const cache = model.newCache(4); // too small on purpose: it must grow
-    model.prefill(ids.slice(0, -1), cache);
-    const step = model.decodeStep(ids[ids.length - 1], cache);
+    await model.prefill(ids.slice(0, -1), cache);
+    const step = await model.decodeStep(ids[ids.length - 1], cache);
     expect(relL2(step, full)).to.be.below(1e-5);
     expect(cache.length).to.equal(ids.length);
   });
 
-  it("rejects bad inputs with clear errors", () => {
-    expect(() => model.prefill([1, 2, 5000], model.newCache(4))).to.throw(/token id 5000 at position 2 is outside the vocabulary/);
-    expect(() => model.decodeStep(1, model.newCache(4))).to.throw(/cache is empty/);
+  it("rejects bad inputs with clear errors", async () => {
+    const fails = async (p: Promise<unknown>, re: RegExp): Promise<void> => {
+      let err: unknown = null;
+      await p.catch((e: unknown) => (err = e));
+      expect(String(err)).to.match(re);
+    };
+    await fails(model.prefill([1, 2, 5000], model.newCache(4)), /token id 5000 at position 2 is outside the vocabulary/);
+    await fails(model.decodeStep(1, model.newCache(4)), /cache is empty/);
     const ids = [5, 1900, ...new Array<number>(10).fill(1902), 1901]; // a span of 10 inner positions
-    expect(() => model.prefill(ids, model.newCache(16))).to.throw(/1 image span\(s\) but 0 image embedding/);
-    expect(() => model.prefill(ids, model.newCache(16), { imageEmbeds: [Tensor.zeros([256, 256])] })).to.throw(/spans 10 positions/);
+    await fails(model.prefill(ids, model.newCache(16)), /1 image span\(s\) but 0 image embedding/);
+    await fails(model.prefill(ids, model.newCache(16), { imageEmbeds: [backend.zeros([256, 256])] }), /spans 10 positions/);
   });
 });

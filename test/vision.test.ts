@@ -22,11 +22,11 @@ describe("vision tower", function () {
     const S = 4, P = 2;
     const pixels = new Float32Array(3 * S * S).map((_, i) => i); // value = c·16 + y·4 + x
     const t = extractPatches(pixels, S, P);
-    expect(t.shape).to.deep.equal([4, 12]);
+    expect(t.length).to.equal(4 * 12); // [4 patches, 3·2·2]
     // patch 1 = (py 0, px 1): rows 0-1, columns 2-3 of each channel.
-    expect(Array.from(t.data.subarray(12, 24))).to.deep.equal([2, 3, 6, 7, 18, 19, 22, 23, 34, 35, 38, 39]);
+    expect(Array.from(t.subarray(12, 24))).to.deep.equal([2, 3, 6, 7, 18, 19, 22, 23, 34, 35, 38, 39]);
     // patch 2 = (py 1, px 0).
-    expect(Array.from(t.data.subarray(24, 28))).to.deep.equal([8, 9, 12, 13]);
+    expect(Array.from(t.subarray(24, 28))).to.deep.equal([8, 9, 12, 13]);
   });
 
   it("computes the 2-D sin-cos table with w in the first half and h in the second", () => {

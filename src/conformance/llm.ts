@@ -5,7 +5,7 @@
 //
 // API
 //   runLlmCase(caseFile, { checkpointDir, imagesDir, backend, log }): Promise<{ ok: boolean }>
-//   compareLlmCase(model, golden, imageEmbeds, log): { ok: boolean }   (embeddings supplied)
+//   async compareLlmCase(model, golden, imageEmbeds, log): { ok: boolean }   (embeddings supplied)
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Tensor, type Backend } from "../ops/backend.js";
@@ -73,12 +73,12 @@ export async function runLlmCase(caseFile: string, opts: LlmCaseOptions): Promis
 }
 
 /** Compares one llm golden with the given image embeddings (one [256, C] per span). */
-export function compareLlmCase(
+export async function compareLlmCase(
   model: QwenVL,
   golden: GoldenCase,
   imageEmbeds: readonly Tensor[],
   log: (line: string) => void,
-): { ok: boolean } {
+): Promise<{ ok: boolean }> {
   const V = model.vocabSize;
   const ids = tensor(golden, "input_ids", "i32").data;
   const positions = Array.from(tensor(golden, "prefill_positions", "i32").data);
@@ -93,16 +93,19 @@ export function compareLlmCase(
 
   const checks = [];
   const cache = model.newCache(ids.length + generated.length);
-  const blockLast: Float32Array[] = [];
-  const prefill = model.prefill(ids, cache, {
+  // The last row of each block's hidden state, read as the block finishes.
+  const blockLast: Promise<Float32Array>[] = [];
+  const be = model.backend;
+  const prefill = await model.prefill(ids, cache, {
     imageEmbeds,
     logitsFor: positions,
-    onBlock: (l, h) => blockLast.push(h.data.slice((h.rows - 1) * h.cols)),
+    onBlock: (_l, h) => blockLast.push(be.read(be.sliceRows(h, h.shape[0] - 1, 1))),
   });
-  checks.push(checkTensor("prefill_logits", prefill.data, prefillGold.data));
+  checks.push(checkTensor("prefill_logits", prefill, prefillGold.data));
   for (let l = 0; l < blockLast.length; l++) {
     const name = `llm.block.${l}`;
-    if (golden.tensors[name]) checks.push(checkTensor(name, blockLast[l], tensor(golden, name, "f32").data));
+    const last = await blockLast[l];
+    if (golden.tensors[name]) checks.push(checkTensor(name, last, tensor(golden, name, "f32").data));
   }
 
   // Teacher-forced decode: step t feeds generated[t] and must give decode_logits[t].
@@ -111,7 +114,7 @@ export function compareLlmCase(
   let required = 0;
   const disagreements: string[] = [];
   for (let t = 0; t < generated.length; t++) {
-    const logits = model.decodeStep(generated[t], cache);
+    const logits = await model.decodeStep(generated[t], cache);
     decoded.set(logits, t * V);
   }
   checks.push(checkTensor("decode_logits", decoded, decodeGold.data));
@@ -121,7 +124,7 @@ export function compareLlmCase(
   const lastPrefillRow = positions.indexOf(ids.length - 1);
   if (lastPrefillRow < 0) throw new Error(`${golden.file}: prefill_positions does not include the last prompt position ${ids.length - 1}`);
   for (let t = 0; t < generated.length; t++) {
-    const row = t === 0 ? prefill.data.subarray(lastPrefillRow * V, (lastPrefillRow + 1) * V) : decoded.subarray((t - 1) * V, t * V);
+    const row = t === 0 ? prefill.subarray(lastPrefillRow * V, (lastPrefillRow + 1) * V) : decoded.subarray((t - 1) * V, t * V);
     const mine = argmax(row);
     if (margins[t] > MARGIN_FOR_ARGMAX) {
       required++;

@@ -105,16 +105,24 @@ export async function runVisionCase(caseFile: string, opts: VisionCaseOptions): 
 
   const seen = new Set<string>();
   const checks: TensorCheck[] = [];
+  // Reads are captured when issued (the tower may release the tensor right after) and compared
+  // once the tower is done, in trace order.
+  const pending: Promise<void>[] = [];
   const trace = (name: string, t: Tensor) => {
     const golden = c.tensors[name];
     if (!golden) return; // an intermediate this case does not record
     seen.add(name);
-    const check = checkTensor(name, t.data, golden.data);
-    checks.push(check);
-    ok &&= check.ok;
-    opts.log(formatCheck(check));
+    pending.push(opts.backend.read(t).then((values) => {
+      const check = checkTensor(name, values, golden.data);
+      checks.push(check);
+      ok &&= check.ok;
+      opts.log(formatCheck(check));
+    }));
   };
-  tower.encode(normalizeCLIP(goldenPixels.data as Uint8Array, S), trace);
+  const embeds = tower.encode(normalizeCLIP(goldenPixels.data as Uint8Array, S), trace);
+  // Chained in order: the log lists the tensors as the tower produced them.
+  for (const p of pending) await p;
+  opts.backend.release(embeds);
 
   // A golden tensor the tower never produced is a failure, not a silent pass.
   for (const name of Object.keys(c.tensors)) {

@@ -25,10 +25,10 @@ export interface CausalLM<Cache> {
   newCache(capacity: number): Cache;
   /** Give a cache's storage back once generation is over (optional). */
   disposeCache?(cache: Cache): void;
-  /** Logits of the prompt's last position: [1, V]. */
-  prefill(ids: ArrayLike<number>, cache: Cache, options: { imageEmbeds?: readonly Tensor[]; onBlock?: (layer: number) => void }): Tensor;
+  /** Logits of the prompt's last position: [V]. */
+  prefill(ids: ArrayLike<number>, cache: Cache, options: { imageEmbeds?: readonly Tensor[]; onBlock?: (layer: number) => void }): Promise<Float32Array>;
   /** Logits after feeding one more token: [V]. */
-  decodeStep(id: number, cache: Cache): Float32Array;
+  decodeStep(id: number, cache: Cache): Promise<Float32Array>;
 }
 
 export interface GenerateOptions {
@@ -127,7 +127,7 @@ export async function* generateStream<C>(
     const onBlock = onLayer && ((l: number) => onLayer(l + 1));
     onLayer?.(0);
     const t0 = performance.now();
-    let logits = model.prefill(promptIds, cache, { imageEmbeds: options.imageEmbeds, onBlock }).data; // [V]
+    let logits = await model.prefill(promptIds, cache, { imageEmbeds: options.imageEmbeds, onBlock }); // [V]
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
     let decodeSteps = 0;
@@ -152,7 +152,7 @@ export async function* generateStream<C>(
       if (L + ids.length >= window) return result("context_window");
       await nextTick(); // let timers and abort signals run between steps
       const t1 = performance.now();
-      logits = model.decodeStep(id, cache);
+      logits = await model.decodeStep(id, cache);
       decodeMs += performance.now() - t1;
       decodeSteps++;
     }

@@ -18,12 +18,12 @@
 //     imageSpans(ids): ImageSpan[]
 //     embedInputs(ids, imageEmbeds: Tensor[]): Tensor [L, C]
 //     newCache(capacity?): KvCache;  disposeCache(cache)
-//     prefill(ids, cache, { imageEmbeds?, logitsFor?, onBlock? }): Tensor [R, V]
-//     decodeStep(id, cache): Float32Array [V]
+//     async prefill(ids, cache, { imageEmbeds?, logitsFor?, onBlock? }): Float32Array [R·V]
+//     async decodeStep(id, cache): Float32Array [V]
 //     static cacheBytesPerToken(config): number
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Tensor, type Backend } from "../ops/backend.js";
+import type { Backend, Tensor } from "../ops/backend.js";
 import { VarBuilder } from "../io/var-builder.js";
 import type { ProgressFn } from "../io/checkpoint.js";
 import { loadGenerationDefaults, type GenerationDefaults, type ModelConfig, type QwenConfig } from "../config.js";
@@ -123,13 +123,14 @@ export class QwenVL {
     }
     const x = this.decoder.embed(ids); // x: [L, C]
     const C = this.config.llm.hiddenSize;
+    const be = this.backend;
     spans.forEach((s, i) => {
       const e = imageEmbeds[i]; // e: [256, C]
       const inner = s.end - s.start - 1;
       if (e.shape.length !== 2 || e.shape[1] !== C || e.shape[0] !== inner) {
         throw new Error(`embedInputs: image ${i} ("${s.path}") spans ${inner} positions (${s.start + 1}..${s.end - 1}) but its embeddings are [${e.shape}], expected [${inner}, ${C}]`);
       }
-      x.data.set(e.data, (s.start + 1) * C);
+      be.writeRows(x, s.start + 1, e);
     });
     return x;
   }
@@ -144,19 +145,34 @@ export class QwenVL {
   }
 
   /**
-   * Runs the prompt `ids` into an empty `cache`; returns logits for the rows options.logitsFor
-   * picks (default: the last). Image spans need options.imageEmbeds.
+   * Runs the prompt `ids` into an empty `cache`; returns logits [R·V] for the R rows
+   * options.logitsFor picks (default: the last), read back from the backend. Image spans need
+   * options.imageEmbeds.
    */
-  prefill(ids: ArrayLike<number>, cache: KvCache, options: PrefillOptions = {}): Tensor {
+  async prefill(ids: ArrayLike<number>, cache: KvCache, options: PrefillOptions = {}): Promise<Float32Array> {
     if (cache.length !== 0) throw new Error(`prefill: the cache already holds ${cache.length} tokens; use a fresh cache (or cache.reset())`);
     if (ids.length === 0) throw new Error("prefill: empty prompt");
-    const x = this.embedInputs(ids, options.imageEmbeds ?? []);
-    return this.decoder.forward(x, cache, options);
+    return this.run(this.embedInputs(ids, options.imageEmbeds ?? []), cache, options);
   }
 
   /** Feeds one token after the cache; returns its logits [V]. Image tags here are plain embeddings. */
-  decodeStep(id: number, cache: KvCache): Float32Array {
+  async decodeStep(id: number, cache: KvCache): Promise<Float32Array> {
     if (cache.length === 0) throw new Error("decodeStep: the cache is empty; run prefill first");
-    return this.decoder.forward(this.decoder.embed([id]), cache).data;
+    return this.run(this.decoder.embed([id]), cache, {});
+  }
+
+  /** Decoder forward on embeddings x, then the one read-back of the step: the logits. */
+  private async run(x: Tensor, cache: KvCache, options: ForwardOptions): Promise<Float32Array> {
+    const be = this.backend;
+    try {
+      const logits = this.decoder.forward(x, cache, options);
+      try {
+        return await be.read(logits);
+      } finally {
+        be.release(logits);
+      }
+    } finally {
+      be.release(x);
+    }
   }
 }

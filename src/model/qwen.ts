@@ -5,8 +5,9 @@
 //
 // One `forward` serves both prefill (empty cache, many tokens) and decode (one token after the
 // cache), like the reference's single forward with `past_key_values` (modeling_qwen.py:552-732).
-// All O(n·d) math goes through the Backend; the graph only copies rows (embedding lookup, KV cache)
-// and, in prefill, the column blocks of the fused c_attn and w1 | w2 outputs.
+// Everything goes through the Backend, copies included (embedding gather, KV-cache writes, the
+// column blocks of the fused c_attn and w1 | w2 outputs): the graph holds only tensor handles, so
+// a GPU backend keeps the whole step on the device and the host reads back only the logits.
 // The residual stream is scanned for NaN/Inf after the attention and the MLP of every block, and
 // the logits once (one pass over T·C values per scan, against ~12·C² multiply-adds per token and
 // block): a non-finite value is an error naming the first layer where it appeared, e.g.
@@ -16,8 +17,8 @@
 // C = hidden size, F = MLP width (intermediate_size / 2), V = vocabulary.
 //
 // API
-//   class KvCache        per-layer keys/values [capacity, H, D] f32, grown on demand up to maxCapacity,
-//                        in backend storage when the backend has allocStorage
+//   class KvCache        per-layer keys/values [capacity, H, D] f32 in long-lived backend tensors,
+//                        grown on demand up to maxCapacity
 //     static bytesPerToken(cfg): number          2 · layers · H · D · 4
 //     length, capacity, ntkAlpha, reserve(n), reset(), dispose()
 //   interface ForwardOptions { logitsFor?: "last" | "all" | readonly number[]; onBlock?(layer, h) }
@@ -26,12 +27,10 @@
 //     embed(ids): Tensor [T, C]
 //     newCache(capacity?): KvCache
 //     forward(x: Tensor [T, C], cache, options?): Tensor [R, V]   (R rows chosen by logitsFor)
-import { Tensor, type Backend, type GptqWeights, type Linear, type LinearWeights, type StorageProvider } from "../ops/backend.js";
+import type { Backend, Embedding, GptqWeights, Linear, LinearWeights, Tensor } from "../ops/backend.js";
 import type { WeightSource } from "../io/weights.js";
 import type { QwenConfig } from "../config.js";
-import { f16ArrayToF32, bf16ArrayToF32 } from "../io/fp16.js";
 import { lognScales, ntkAlpha, rotaryInvFreq, rotaryTables } from "./rope.js";
-import { assertFinite } from "../io/finite.js";
 
 /** A float tensor in its stored precision (VarBuilder.half); lets the 151936-row table stay f16. */
 interface HalfTable {
@@ -44,7 +43,7 @@ type WeightSourceWithHalf = WeightSource & { half?(name: string, shape: readonly
 
 interface Block {
   /** ln_1 weight [C] */
-  readonly attnNorm: Float32Array;
+  readonly attnNorm: Tensor;
   /**
    * attn.c_attn: C → 3·H·D, outputs [q | k | v] (split at modeling_qwen.py:265-267). Kept as one
    * linear: one pass over the weights and one dispatch per step instead of three.
@@ -53,7 +52,7 @@ interface Block {
   /** attn.c_proj: H·D → C */
   readonly wo: Linear;
   /** ln_2 weight [C] */
-  readonly ffnNorm: Float32Array;
+  readonly ffnNorm: Tensor;
   /**
    * mlp.w1 (a1, the linear branch) and mlp.w2 (a2, the gated branch), C → F each
    * (modeling_qwen.py:332-334), stacked by output rows into one C → 2F linear [a1 | a2].
@@ -65,13 +64,14 @@ interface Block {
 
 /**
  * Keys and values of every layer for the tokens seen so far, laid out [position, head, dim] so that
- * the first n positions of a layer are one contiguous [n, H, D] tensor (no copy per step).
+ * the first n positions of a layer are one contiguous [n, H, D] tensor (a view, no copy per step).
  * Also remembers the rotary NTK alpha chosen at prefill, which decoding must keep
  * (modeling_qwen.py:648).
  *
- * With a StorageProvider (the backend's allocStorage) each layer's keys and values sit in one
- * backend buffer [2][capacity][H][D] that attention reads in place; dispose() gives them back, and a
- * cache that is dropped without dispose() gives them back when it is garbage-collected.
+ * Each layer's keys and values sit in one long-lived backend tensor [2, capacity, H, D] (keys, then
+ * values: one block, so that a backend that reads them in place finds both in the same memory);
+ * dispose() gives them back, and a cache that is dropped without dispose() gives them back when it
+ * is garbage-collected.
  */
 export class KvCache {
   length = 0;
@@ -79,10 +79,10 @@ export class KvCache {
   ntkAlpha: number | null = null;
   /** inv_freq for ntkAlpha, [D/2]. */
   invFreq: Float32Array | null = null;
-  private keys: Float32Array[] = [];
-  private values: Float32Array[] = [];
-  /** One buffer per layer holding its keys then its values; shared with the finaliser. */
-  private readonly held: { blocks: Float32Array[] } = { blocks: [] };
+  private keys: Tensor[] = [];
+  private values: Tensor[] = [];
+  /** One tensor [2, capacity, H, D] per layer; shared with the finaliser. */
+  private readonly held: { blocks: Tensor[] } = { blocks: [] };
   private cap: number;
   private disposed = false;
 
@@ -92,27 +92,26 @@ export class KvCache {
     readonly headDim: number,
     capacity: number,
     /** Never grow past this many positions (the model's context window). */
-    readonly maxCapacity = Number.MAX_SAFE_INTEGER,
-    private readonly storage?: StorageProvider,
+    readonly maxCapacity: number,
+    private readonly backend: Backend,
   ) {
     this.cap = Math.max(1, Math.min(capacity, maxCapacity));
     this.allocate(this.cap);
-    if (storage) KvCache.finaliser.register(this, { storage, held: this.held }, this);
+    KvCache.finaliser.register(this, { backend, held: this.held }, this);
   }
 
   /** Frees the storage of caches that were dropped without dispose(). */
-  private static readonly finaliser = new FinalizationRegistry<{ storage: StorageProvider; held: { blocks: Float32Array[] } }>(
-    ({ storage, held }) => {
-      for (const b of held.blocks) storage.freeStorage(b);
-    },
+  private static readonly finaliser = new FinalizationRegistry<{ backend: Backend; held: { blocks: Tensor[] } }>(
+    ({ backend, held }) => backend.release(...held.blocks),
   );
 
-  /** New (zeroed) buffers for `cap` positions; the caller copies what it keeps. */
+  /** New (zeroed) tensors for `cap` positions; the caller copies what it keeps. */
   private allocate(cap: number): void {
-    const n = cap * this.numHeads * this.headDim;
-    const blocks = Array.from({ length: this.numLayers }, () => (this.storage ? this.storage.allocStorage(2 * n) : new Float32Array(2 * n)));
-    this.keys = blocks.map((b) => b.subarray(0, n));
-    this.values = blocks.map((b) => b.subarray(n, 2 * n));
+    const be = this.backend;
+    const shape = [cap, this.numHeads, this.headDim];
+    const blocks = Array.from({ length: this.numLayers }, () => be.zeros([2, ...shape], { longLived: true }));
+    this.keys = blocks.map((b) => be.sliceRows(b, 0, 1).reshape(shape));
+    this.values = blocks.map((b) => be.sliceRows(b, 1, 1).reshape(shape));
     this.held.blocks = blocks;
   }
 
@@ -133,26 +132,24 @@ export class KvCache {
     this.checkLive();
     if (tokens <= this.cap) return;
     if (tokens > this.maxCapacity) throw new Error(`KvCache: ${tokens} positions exceed the maximum of ${this.maxCapacity}`);
+    const be = this.backend;
     const cap = Math.min(this.maxCapacity, Math.max(tokens, this.cap + Math.max(64, this.cap >> 2)));
-    const used = this.length * this.numHeads * this.headDim;
     const [oldKeys, oldValues, oldBlocks] = [this.keys, this.values, this.held.blocks];
     this.allocate(cap);
     for (let l = 0; l < this.numLayers; l++) {
-      this.keys[l].set(oldKeys[l].subarray(0, used));
-      this.values[l].set(oldValues[l].subarray(0, used));
+      be.writeRows(this.keys[l], 0, be.sliceRows(oldKeys[l], 0, this.length));
+      be.writeRows(this.values[l], 0, be.sliceRows(oldValues[l], 0, this.length));
     }
-    if (this.storage) for (const b of oldBlocks) this.storage.freeStorage(b);
+    be.release(...oldBlocks);
     this.cap = cap;
   }
 
-  /** Give the storage back now (backend storage only matters; plain arrays are just dropped). */
+  /** Give the storage back now. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    if (this.storage) {
-      KvCache.finaliser.unregister(this);
-      for (const b of this.held.blocks) this.storage.freeStorage(b);
-    }
+    KvCache.finaliser.unregister(this);
+    this.backend.release(...this.held.blocks);
     this.held.blocks = [];
     this.keys = [];
     this.values = [];
@@ -169,24 +166,18 @@ export class KvCache {
     this.invFreq = null;
   }
 
-  /** Store k, v [T, H, D] of `layer` at positions start..start+T−1. */
+  /** Store k, v [T, H, D] of `layer` at positions start..start+T−1 (a backend copy). */
   write(layer: number, start: number, k: Tensor, v: Tensor): void {
     this.checkLive();
-    const row = this.numHeads * this.headDim;
-    if (start * row + k.data.length > this.cap * row) throw new Error(`KvCache: write past capacity ${this.cap}`);
-    this.keys[layer].set(k.data, start * row);
-    this.values[layer].set(v.data, start * row);
+    if (start + k.shape[0] > this.cap) throw new Error(`KvCache: write past capacity ${this.cap}`);
+    this.backend.writeRows(this.keys[layer], start, k);
+    this.backend.writeRows(this.values[layer], start, v);
   }
 
   /** Keys and values of positions 0..n−1 of `layer`, as [n, H, D] views. */
   view(layer: number, n: number): { k: Tensor; v: Tensor } {
     this.checkLive();
-    const size = n * this.numHeads * this.headDim;
-    const shape = [n, this.numHeads, this.headDim];
-    return {
-      k: new Tensor(shape, this.keys[layer].subarray(0, size)),
-      v: new Tensor(shape, this.values[layer].subarray(0, size)),
-    };
+    return { k: this.backend.sliceRows(this.keys[layer], 0, n), v: this.backend.sliceRows(this.values[layer], 0, n) };
   }
 }
 
@@ -248,11 +239,11 @@ export class QwenDecoder {
   private constructor(
     readonly cfg: QwenConfig,
     private readonly backend: Backend,
-    /** transformer.wte.weight [V, C] as stored (f16 in the published checkpoints). */
-    private readonly wte: HalfTable,
+    /** transformer.wte.weight [V, C], kept as stored (f16 in the published checkpoints). */
+    private readonly wte: Embedding,
     private readonly blocks: readonly Block[],
     /** transformer.ln_f.weight [C] */
-    private readonly normOut: Float32Array,
+    private readonly normOut: Tensor,
     /** lm_head: C → V (no bias, modeling_qwen.py:774) */
     private readonly lmHead: Linear,
   ) {}
@@ -271,7 +262,9 @@ export class QwenDecoder {
     }
     const t = vb.pp("transformer") as WeightSourceWithHalf;
     const wteShape = [V, C];
-    const wte: HalfTable = t.half ? t.half("wte.weight", wteShape) : { dtype: "f32", data: t.f32("wte.weight", wteShape) };
+    const table: HalfTable = t.half ? t.half("wte.weight", wteShape) : { dtype: "f32", data: t.f32("wte.weight", wteShape) };
+    const wte = backend.embedding({ rows: V, cols: C, ...table });
+    const vec = (name: string): Tensor => backend.fromHost(t.f32(name, [C]), [C]);
     // no_bias drops the bias of attn.c_proj and the MLP in the float model (modeling_qwen.py:130-132, 321-329);
     // GPTQ checkpoints carry one anyway and the loader returns it.
     const bias = !cfg.noBias;
@@ -279,10 +272,10 @@ export class QwenDecoder {
     for (let i = 0; i < cfg.numLayers; i++) {
       const b = t.pp(`h.${i}`);
       blocks.push({
-        attnNorm: b.f32("ln_1.weight", [C]),
+        attnNorm: vec(`h.${i}.ln_1.weight`),
         wqkv: backend.linear(b.linear("attn.c_attn", { inFeatures: C, outFeatures: 3 * HD, bias: true })),
         wo: backend.linear(b.linear("attn.c_proj", { inFeatures: HD, outFeatures: C, bias })),
-        ffnNorm: b.f32("ln_2.weight", [C]),
+        ffnNorm: vec(`h.${i}.ln_2.weight`),
         w12: backend.linear(concatOutputs(
           b.linear("mlp.w1", { inFeatures: C, outFeatures: F, bias }),
           b.linear("mlp.w2", { inFeatures: C, outFeatures: F, bias }),
@@ -290,7 +283,7 @@ export class QwenDecoder {
         wDown: backend.linear(b.linear("mlp.c_proj", { inFeatures: F, outFeatures: C, bias })),
       });
     }
-    const normOut = t.f32("ln_f.weight", [C]);
+    const normOut = vec("ln_f.weight");
     const lmHead = backend.linear(vb.linear("lm_head", { inFeatures: C, outFeatures: V, bias: false }));
     return new QwenDecoder(cfg, backend, wte, blocks, normOut, lmHead);
   }
@@ -301,32 +294,19 @@ export class QwenDecoder {
   }
 
   newCache(capacity = 256): KvCache {
-    // Keys and values in backend storage when the backend has it: attention then reads them in
-    // place instead of staging the whole cache every step (docs/decoder.md).
-    const be = this.backend;
-    const storage: StorageProvider | undefined = be.allocStorage && be.freeStorage
-      ? { allocStorage: (n) => be.allocStorage!(n), freeStorage: (b) => be.freeStorage!(b) }
-      : undefined;
-    return new KvCache(this.cfg.numLayers, this.cfg.numHeads, this.cfg.kvChannels, capacity, this.maxContext, storage);
+    return new KvCache(this.cfg.numLayers, this.cfg.numHeads, this.cfg.kvChannels, capacity, this.maxContext, this.backend);
   }
 
   /** Embedding rows for `ids` (transformer.wte, modeling_qwen.py:625): [T, C] f32. */
   embed(ids: ArrayLike<number>): Tensor {
-    const C = this.cfg.hiddenSize;
     const V = this.cfg.vocabSize;
-    const out = new Float32Array(ids.length * C);
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t];
       if (!Number.isInteger(id) || id < 0 || id >= V) {
         throw new Error(`embed: token id ${id} at position ${t} is outside the vocabulary [0, ${V})`);
       }
-      const row = this.wte.data.subarray(id * C, (id + 1) * C);
-      const dst = out.subarray(t * C, (t + 1) * C);
-      if (this.wte.dtype === "f16") f16ArrayToF32(row as Uint16Array, dst);
-      else if (this.wte.dtype === "bf16") bf16ArrayToF32(row as Uint16Array, dst);
-      else dst.set(row);
     }
-    return new Tensor([ids.length, C], out);
+    return this.backend.gather(this.wte, ids);
   }
 
   /**
@@ -353,36 +333,35 @@ export class QwenDecoder {
       cache.invFreq = rotaryInvFreq(D, cfg.rotaryEmbBase, alpha);
     }
     // Positions P..P+T−1: the last T rows of the table for kv_seq_len = P+T (modeling_qwen.py:275).
-    const { cos, sin } = rotaryTables(cache.invFreq, P, T); // cos, sin: [T, D]
+    const tables = rotaryTables(cache.invFreq, P, T);
+    const cos = be.fromHost(tables.cos, [T, D]); // cos: [T, D]
+    const sin = be.fromHost(tables.sin, [T, D]); // sin: [T, D]
     // Log-n scale of each query position (modeling_qwen.py:292-298); all 1 up to seq_length.
-    const logn = cfg.useLognAttn ? lognScales(P, T, cfg.seqLength) : null;
-    const lognActive = logn !== null && logn.some((s) => s !== 1);
+    const lognHost = cfg.useLognAttn ? lognScales(P, T, cfg.seqLength) : null;
+    const logn = lognHost !== null && lognHost.some((s) => s !== 1) ? be.fromHost(lognHost, [T]) : null; // logn: [T]
     cache.reserve(P + T);
     const scale = 1 / Math.sqrt(D); // modeling_qwen.py:151-157: q·k / sqrt(head dim)
 
     // Intermediates go back to the backend as soon as they are dead (src/ops/backend.ts, "Storage
     // ownership"): a decode step then reuses the same few buffers. `h` is released only when it
     // is ours: not the caller's x, and not shown to onBlock (which may keep it).
-    const release = (...ts: Tensor[]): void => be.release?.(...ts);
+    const release = (...ts: Tensor[]): void => be.release(...ts);
     const ownH = options.onBlock === undefined;
-    // Prefill (T > 1): the column blocks of qkv and a1|a2 are copies; each is dead once rope,
-    // the cache write and swiglu have read it, so the next layer copies into the same arrays.
-    let split: (Float32Array | undefined)[] = [];
     let h = x; // h: [T, C]
     for (let l = 0; l < this.blocks.length; l++) {
       const b = this.blocks[l];
       // --- attention (QWenAttention.forward, modeling_qwen.py:251-316) ---
       const attnNorm = be.rmsNorm(h, b.attnNorm, cfg.layerNormEpsilon); // attn_norm: [T, C]
-      const qkv = be.matmul(attnNorm, b.wqkv); // qkv: [T, 3·H·D]
-      const q0 = splitColumns(qkv, 0, H * D, split[0]).reshape([T, H, D]); // q: [T, H, D]
-      const k0 = splitColumns(qkv, 1, H * D, split[1]).reshape([T, H, D]); // k: [T, H, D]
-      const v = splitColumns(qkv, 2, H * D, split[2]).reshape([T, H, D]); // v: [T, H, D]
+      const qkv = be.matmul(attnNorm, b.wqkv); // qkv: [T, 3·H·D], split at modeling_qwen.py:265-267
+      const q0 = be.sliceColumns(qkv, 0, H * D).reshape([T, H, D]); // q: [T, H, D]
+      const k0 = be.sliceColumns(qkv, H * D, H * D).reshape([T, H, D]); // k: [T, H, D]
+      const v = be.sliceColumns(qkv, 2 * H * D, H * D).reshape([T, H, D]); // v: [T, H, D]
       let q = be.rope(q0, cos, sin); // modeling_qwen.py:273-280, rotate-half (1114-1137)
       const k = be.rope(k0, cos, sin);
       cache.write(l, P, k, v); // modeling_qwen.py:282-285: cat(past, new) along positions
-      release(attnNorm, qkv, k); // q0, k0, v: views of qkv (T = 1) or plain copies, left to the GC
-      if (lognActive) {
-        const scaled = be.scaleRows(q.reshape([T, H * D]), logn!).reshape([T, H, D]);
+      release(attnNorm, qkv, q0, k0, v, k); // q0, k0, v: copies (prefill) or views of qkv (decode: ignored)
+      if (logn !== null) {
+        const scaled = be.scaleRows(q.reshape([T, H * D]), logn).reshape([T, H, D]);
         release(q);
         q = scaled;
       }
@@ -390,32 +369,33 @@ export class QwenDecoder {
       const attn = be.attention(q, kv.k, kv.v, { scale, causal: true, queryOffset: P }); // attn: [T, H, D]
       const attnOut = be.matmul(attn.reshape([T, H * D]), b.wo); // attn_out: [T, C]
       const ffnInp = be.add(h, attnOut); // ffn_inp: [T, C] (modeling_qwen.py:386)
-      assertFinite(ffnInp.data, `transformer.h.${l} attention output`);
+      be.checkFinite(ffnInp, `transformer.h.${l} attention output`);
       release(q, attn, attnOut);
       if (ownH && h !== x) release(h);
       // --- MLP (QWenMLP.forward, modeling_qwen.py:331-336): c_proj(w1(x) · silu(w2(x))) ---
       const ffnNorm = be.rmsNorm(ffnInp, b.ffnNorm, cfg.layerNormEpsilon); // ffn_norm: [T, C]
       const a12 = be.matmul(ffnNorm, b.w12); // [a1 | a2]: [T, 2F]
-      const a1 = splitColumns(a12, 0, F, split[3]); // a1: [T, F]
-      const a2 = splitColumns(a12, 1, F, split[4]); // a2: [T, F]
+      const a1 = be.sliceColumns(a12, 0, F); // a1: [T, F]
+      const a2 = be.sliceColumns(a12, F, F); // a2: [T, F]
       const gated = be.swiglu(a1, a2); // [T, F]
-      if (T > 1) split = [q0.data, k0.data, v.data, a1.data, a2.data]; // all consumed: reuse next layer
-      release(ffnNorm, a12);
+      release(ffnNorm, a12, a1, a2);
       const ffnOut = be.matmul(gated, b.wDown); // ffn_out: [T, C]
       h = be.add(ffnInp, ffnOut); // l_out: [T, C]
-      assertFinite(h.data, `transformer.h.${l} mlp output`);
+      be.checkFinite(h, `transformer.h.${l} mlp output`);
       release(gated, ffnInp, ffnOut);
       options.onBlock?.(l, h);
     }
     cache.length = P + T;
+    release(cos, sin, ...(logn ? [logn] : []));
 
     // ln_f and lm_head are row-wise, so only the rows asked for are computed (modeling_qwen.py:716, 865).
     const rows = this.pickRows(options.logitsFor ?? "last", T);
-    const hSel = rows === null ? h : gatherRows(h, rows); // [R, C]
+    const hSel = rows === null ? h : be.gatherRows(h, rows); // [R, C]
     const normed = be.rmsNorm(hSel, this.normOut, cfg.layerNormEpsilon); // [R, C]
     const logits = be.matmul(normed, this.lmHead); // logits: [R, V]
-    assertFinite(logits.data, "lm_head output");
+    be.checkFinite(logits, "lm_head output");
     release(normed);
+    if (hSel !== h) release(hSel);
     if (ownH && h !== x) release(h);
     return logits;
   }
@@ -429,25 +409,4 @@ export class QwenDecoder {
     }
     return [...which];
   }
-}
-
-/**
- * Column block `part` (of width n) of x [T, parts·n]: a view when T = 1 (decode), else a copy,
- * into `reuse` when given and of the right length. Tensors are never modified in place
- * (src/ops/backend.ts), so sharing storage is safe.
- */
-function splitColumns(x: Tensor, part: number, n: number, reuse?: Float32Array): Tensor {
-  const T = x.rows, W = x.cols;
-  if (T === 1) return new Tensor([1, n], x.data.subarray(part * n, (part + 1) * n));
-  const out = reuse?.length === T * n ? reuse : new Float32Array(T * n);
-  for (let t = 0; t < T; t++) out.set(x.data.subarray(t * W + part * n, t * W + (part + 1) * n), t * n);
-  return new Tensor([T, n], out);
-}
-
-/** Rows `rows` of a [T, C] tensor. */
-function gatherRows(x: Tensor, rows: readonly number[]): Tensor {
-  const C = x.cols;
-  const out = new Float32Array(rows.length * C);
-  rows.forEach((r, i) => out.set(x.data.subarray(r * C, (r + 1) * C), i * C));
-  return new Tensor([rows.length, C], out);
 }

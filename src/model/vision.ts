@@ -25,12 +25,10 @@
 //     it is cut into three linears.
 //   - proj is a bare [outputDim, outputDim] parameter used as `x @ proj` (visual.py:419); it is
 //     transposed into nn.Linear's [out, in].
-import { Tensor } from "../ops/backend.js";
-import type { Backend, DenseWeights, Linear, LinearWeights } from "../ops/backend.js";
+import type { Backend, DenseWeights, Linear, LinearWeights, Tensor } from "../ops/backend.js";
 import type { WeightSource } from "../io/weights.js";
 import { getAbsPos } from "./interpolate.js";
 import { sincosPosEmbed2d } from "./sincos.js";
-import { assertFinite } from "../io/finite.js";
 
 /** The vision settings the tower needs (a structural subset of config.ts `VisualConfig`). */
 export interface VisionTowerConfig {
@@ -46,7 +44,10 @@ export interface VisionTowerConfig {
   readonly nQueries?: number;
 }
 
-/** Callback receiving named intermediates (the conformance runner compares them with the goldens). */
+/**
+ * Callback receiving named intermediates (the conformance runner compares them with the goldens).
+ * The tensor is valid during the call only: read it then (`backend.read` captures its values).
+ */
 export type TraceFn = (name: string, t: Tensor) => void;
 
 /** LayerNorm eps of every norm in the tower: `partial(nn.LayerNorm, eps=1e-6)`, visual.py:368. */
@@ -57,8 +58,8 @@ const POS_TABLE_ROWS = 256;
 const POOL_HEAD_DIM = 128;
 
 interface LayerNormWeights {
-  readonly weight: Float32Array;
-  readonly bias: Float32Array;
+  readonly weight: Tensor;
+  readonly bias: Tensor;
 }
 
 /** One VisualAttentionBlock (visual.py:254-296). */
@@ -92,8 +93,8 @@ interface Resampler {
   readonly heads: number;
 }
 
-function layerNormWeights(vb: WeightSource, name: string, dim: number): LayerNormWeights {
-  return { weight: vb.f32(`${name}.weight`, [dim]), bias: vb.f32(`${name}.bias`, [dim]) };
+function layerNormWeights(vb: WeightSource, be: Backend, name: string, dim: number): LayerNormWeights {
+  return { weight: be.fromHost(vb.f32(`${name}.weight`, [dim]), [dim]), bias: be.fromHost(vb.f32(`${name}.bias`, [dim]), [dim]) };
 }
 
 function denseF32(weight: Float32Array, outFeatures: number, inFeatures: number, bias?: Float32Array): DenseWeights {
@@ -192,7 +193,7 @@ export class VisionTower {
 
     // visual.py:365 + :409: the 16×16 table, resized to G×G once (the image size is fixed).
     const posTable = vb.f32("positional_embedding", [POS_TABLE_ROWS, width]);
-    const posEmbed = new Tensor([nPatches, width], getAbsPos(posTable, POS_TABLE_ROWS, width, nPatches));
+    const posEmbed = backend.fromHost(getAbsPos(posTable, POS_TABLE_ROWS, width, nPatches), [nPatches, width]);
 
     const blocks: Block[] = [];
     for (let i = 0; i < layers; i++) {
@@ -200,12 +201,12 @@ export class VisionTower {
       const inProj = b.linear("attn.in_proj", { inFeatures: width, outFeatures: 3 * width, bias: true });
       const what = b.path("attn.in_proj");
       blocks.push({
-        ln1: layerNormWeights(b, "ln_1", width),
+        ln1: layerNormWeights(b, backend, "ln_1", width),
         q: lin(selectRows(inProj, interleavedRows(heads, headDim, 0), what)),
         k: lin(selectRows(inProj, interleavedRows(heads, headDim, 1), what)),
         v: lin(selectRows(inProj, interleavedRows(heads, headDim, 2), what)),
         out: lin(b.linear("attn.out_proj", { inFeatures: width, outFeatures: width, bias: true })),
-        ln2: layerNormWeights(b, "ln_2", width),
+        ln2: layerNormWeights(b, backend, "ln_2", width),
         fc: lin(b.linear("mlp.c_fc", { inFeatures: width, outFeatures: mlpWidth, bias: true })),
         proj: lin(b.linear("mlp.c_proj", { inFeatures: mlpWidth, outFeatures: width, bias: true })),
       });
@@ -226,11 +227,11 @@ export class VisionTower {
     const kvProj = width !== E ? lin(p.linear("kv_proj", { inFeatures: width, outFeatures: E, bias: false })) : null;
     const pool: Resampler = {
       kvProj,
-      lnKv: layerNormWeights(p, "ln_kv", E),
-      lnQ: layerNormWeights(p, "ln_q", E),
-      query: new Tensor([nQueries, E], p.f32("query", [nQueries, E])),
-      posQ: new Tensor([nQueries, E], posQ),
-      posK: new Tensor([nPatches, E], getAbsPos(posQ, nQueries, E, nPatches)),
+      lnKv: layerNormWeights(p, backend, "ln_kv", E),
+      lnQ: layerNormWeights(p, backend, "ln_q", E),
+      query: backend.fromHost(p.f32("query", [nQueries, E]), [nQueries, E]),
+      posQ: backend.fromHost(posQ, [nQueries, E]),
+      posK: backend.fromHost(getAbsPos(posQ, nQueries, E, nPatches), [nPatches, E]),
       q: part(0),
       k: part(1),
       v: part(2),
@@ -242,8 +243,8 @@ export class VisionTower {
     const projT = transpose(vb.f32("proj", [E, E]), E, E);
     return new VisionTower(
       { width, layers, heads, mlpWidth, imageSize, patchSize: patch, outputDim: E, nQueries },
-      backend, conv1, posEmbed, layerNormWeights(vb, "ln_pre", width), blocks, pool,
-      layerNormWeights(vb, "ln_post", E), lin(denseF32(projT, E, E)),
+      backend, conv1, posEmbed, layerNormWeights(vb, backend, "ln_pre", width), blocks, pool,
+      layerNormWeights(vb, backend, "ln_post", E), lin(denseF32(projT, E, E)),
     );
   }
 
@@ -261,11 +262,14 @@ export class VisionTower {
     const G = this.grid;
     const T = G * G;
 
+    // Intermediates go back to the backend once dead (src/ops/backend.ts, "Storage ownership").
+    const release = (...ts: Tensor[]): void => be.release(...ts);
     // visual.py:405-407: conv1, flatten, permute — one GEMM over the flattened patches.
-    const patches = extractPatches(pixels, S, P); // patches: [T, 3·P·P]
-    let x = be.matmul(patches, this.conv1); // x: [T, width]
-    x = be.add(x, this.posEmbed); // visual.py:409, x: [T, width]
-    x = be.layerNorm(x, this.lnPre.weight, this.lnPre.bias, LN_EPS); // visual.py:411
+    const patches = be.fromHost(extractPatches(pixels, S, P), [T, 3 * P * P]); // patches: [T, 3·P·P]
+    const embedded = be.matmul(patches, this.conv1); // x: [T, width]
+    const posAdded = be.add(embedded, this.posEmbed); // visual.py:409, x: [T, width]
+    let x = be.layerNorm(posAdded, this.lnPre.weight, this.lnPre.bias, LN_EPS); // visual.py:411
+    release(patches, embedded, posAdded);
     trace?.("vit.ln_pre", x);
 
     // visual.py:413-415 (the LND permute is a no-op for one image).
@@ -280,22 +284,28 @@ export class VisionTower {
       // visual.py:201-209: softmax(q/√hd · kᵀ), no mask.
       const ctx = be.attention(q, k, v, { scale: 1 / Math.sqrt(headDim), causal: false }); // ctx: [T, heads, hd]
       const attnOut = be.matmul(ctx.reshape([T, width]), blk.out); // visual.py:229, attn_out: [T, width]
-      x = be.add(x, attnOut);
+      const ffnInp = be.add(x, attnOut); // ffn_inp: [T, width]
+      release(attnNorm, q, k, v, ctx, attnOut, x);
       // visual.py:295: x = x + c_proj(gelu(c_fc(ln_2(x)))).
-      const ffnNorm = be.layerNorm(x, blk.ln2.weight, blk.ln2.bias, LN_EPS); // ffn_norm: [T, width]
-      const ffnUp = be.gelu(be.matmul(ffnNorm, blk.fc)); // ffn_up: [T, mlpWidth]
-      x = be.add(x, be.matmul(ffnUp, blk.proj)); // x: [T, width]
-      assertFinite(x.data, `transformer.visual.transformer.resblocks.${i} output`);
+      const ffnNorm = be.layerNorm(ffnInp, blk.ln2.weight, blk.ln2.bias, LN_EPS); // ffn_norm: [T, width]
+      const ffnFc = be.matmul(ffnNorm, blk.fc); // [T, mlpWidth]
+      const ffnUp = be.gelu(ffnFc); // ffn_up: [T, mlpWidth]
+      const ffnOut = be.matmul(ffnUp, blk.proj); // ffn_out: [T, width]
+      x = be.add(ffnInp, ffnOut); // x: [T, width]
+      release(ffnNorm, ffnFc, ffnUp, ffnOut, ffnInp);
+      be.checkFinite(x, `transformer.visual.transformer.resblocks.${i} output`);
       trace?.(`vit.block.${i}`, x);
     }
 
-    x = this.resample(x); // x: [nQueries, E]
-    trace?.("vit.resampler", x);
-    x = be.layerNorm(x, this.lnPost.weight, this.lnPost.bias, LN_EPS); // visual.py:418
-    x = be.matmul(x, this.proj); // visual.py:419, x: [nQueries, E]
-    assertFinite(x.data, "transformer.visual output (image embeddings)");
-    trace?.("image_embeds", x);
-    return x;
+    const resampled = this.resample(x); // x: [nQueries, E]
+    release(x);
+    trace?.("vit.resampler", resampled);
+    const normed = be.layerNorm(resampled, this.lnPost.weight, this.lnPost.bias, LN_EPS); // visual.py:418
+    const out = be.matmul(normed, this.proj); // visual.py:419, image_embeds: [nQueries, E]
+    release(resampled, normed);
+    be.checkFinite(out, "transformer.visual output (image embeddings)");
+    trace?.("image_embeds", out);
+    return out;
   }
 
   /** Resampler.forward (visual.py:133-148): learned queries cross-attend to the patch features. */
@@ -309,11 +319,14 @@ export class VisionTower {
     const kv = be.layerNorm(projected, r.lnKv.weight, r.lnKv.bias, LN_EPS); // visual.py:138, kv: [T, E]
     const query = be.layerNorm(r.query, r.lnQ.weight, r.lnQ.bias, LN_EPS); // visual.py:141, query: [Q, E]
     // visual.py:142-146: MultiheadAttention(query + pos_embed, kv + pos_embed(resized), kv).
-    const q = be.matmul(be.add(query, r.posQ), r.q).reshape([Q, r.heads, POOL_HEAD_DIM]); // q: [Q, heads, 128]
-    const k = be.matmul(be.add(kv, r.posK), r.k).reshape([T, r.heads, POOL_HEAD_DIM]); // k: [T, heads, 128]
+    const qIn = be.add(query, r.posQ), kIn = be.add(kv, r.posK);
+    const q = be.matmul(qIn, r.q).reshape([Q, r.heads, POOL_HEAD_DIM]); // q: [Q, heads, 128]
+    const k = be.matmul(kIn, r.k).reshape([T, r.heads, POOL_HEAD_DIM]); // k: [T, heads, 128]
     const v = be.matmul(kv, r.v).reshape([T, r.heads, POOL_HEAD_DIM]); // v: [T, heads, 128]
     const ctx = be.attention(q, k, v, { scale: 1 / Math.sqrt(POOL_HEAD_DIM), causal: false }); // ctx: [Q, heads, 128]
-    return be.matmul(ctx.reshape([Q, E]), r.out); // out_proj, [Q, E]
+    const out = be.matmul(ctx.reshape([Q, E]), r.out); // out_proj, [Q, E]
+    be.release(...(projected !== x ? [projected] : []), kv, query, qIn, kIn, q, k, v, ctx);
+    return out;
   }
 }
 
@@ -329,7 +342,7 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
  * the order of conv1's flattened output, visual.py:406), each flattened as (c, ky, kx) like
  * conv1.weight [width, 3, P, P].
  */
-export function extractPatches(pixels: Float32Array, S: number, P: number): Tensor {
+export function extractPatches(pixels: Float32Array, S: number, P: number): Float32Array {
   const G = S / P;
   const L = 3 * P * P;
   const out = new Float32Array(G * G * L);
@@ -344,5 +357,5 @@ export function extractPatches(pixels: Float32Array, S: number, P: number): Tens
       }
     }
   }
-  return new Tensor([G * G, L], out);
+  return out;
 }

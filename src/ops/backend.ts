@@ -1,41 +1,56 @@
-// The op interface: everything heavy the model graph does goes through a Backend.
+// The op interface: everything the model graph does to tensors goes through a Backend.
 //
 // Backends: `reference/` (plain TypeScript, one loop nest per op: the oracle every kernel is tested
-// against), `src/ops/wasm/` (AssemblyScript WebAssembly SIMD, multi-threaded) and, later, WebGPU.
-// The graph (src/model/) never loops over tensor elements itself for anything O(n·d) or more.
+// against), `src/ops/wasm/` (AssemblyScript WebAssembly SIMD, multi-threaded) and
+// `src/ops/webgpu/` (WGSL compute shaders). The graph (src/model/) never touches tensor elements:
+// it holds handles, and even the copies it needs (embedding rows, the KV cache, column blocks of a
+// fused linear, image embeddings scattered into the prompt) are backend ops, so that a GPU backend
+// keeps every activation on the device and the host reads back only what it needs (logits, image
+// embeddings, conformance traces).
 //
 // Conventions
-// - Activations are dense row-major f32 `Tensor`s. A backend may keep its own storage behind
-//   `data` (a view into a WebAssembly memory, say) as long as `data` reads back the values.
-// - Weights are handed over once, as `LinearWeights`, to `backend.linear()`, which may repack or
-//   upload them; the graph keeps only the returned opaque `Linear` handle.
-// - Ops return new tensors and never modify their inputs.
-// - Storage ownership: a returned tensor is the caller's and stays valid until the caller hands it
-//   back with `release` (optional; without it, tensors are plain garbage-collected arrays). After
-//   release(t) the caller must not read t, nor any view sharing t.data's buffer (reshape, subarray
-//   views): the backend may reuse that memory for the output of a later op. The graph releases
-//   only intermediates it created and never let escape. (Why: on some VMs a fresh 48 KB array
-//   costs ~0.2 ms of first-touch page faults, more than a 4096→4096 int4 GEMV's wrapper work.)
+// - A Tensor is a handle: a shape and backend-owned storage (a Float32Array for the CPU backends, a
+//   region of a GPU buffer for WebGPU). Values leave a backend only through `read`, which is async.
+// - Values enter through `fromHost` (constants at load time: norm weights, tables; small per-call
+//   inputs: rotary tables) and weights through `linear` / `embedding`, which may repack or upload.
+// - Ops run in issue order and return new tensors; they never modify their inputs. The one
+//   exception is `writeRows`, which writes into its destination (the KV cache, the prompt's image
+//   positions) and is named for it.
+// - `read(t)` captures t's values at that point of the op stream: t may be released right after.
+// - Storage ownership: a returned tensor is the caller's until handed back with `release`. After
+//   release(t) the caller must not use t nor any view of it (reshape, sliceRows): the backend may
+//   reuse the storage for a later op's output. The graph releases only intermediates it created and
+//   never let escape. (Why: on some VMs a fresh 48 KB array costs ~0.2 ms of first-touch page
+//   faults, more than a 4096→4096 int4 GEMV's wrapper work; on a GPU, buffer creation is costlier.)
+// - Errors: shapes are checked when an op is issued (a clear Error naming the op and shapes).
+//   `checkFinite` throws at once on the CPU backends; a GPU backend records the first failing check
+//   and throws it from the next `read` (the message names the same tensor).
 
-/** Dense row-major float32 tensor. `data.length` equals the product of `shape`. */
-export class Tensor {
+/** What a backend keeps behind a Tensor; `length` is its number of f32 values. */
+export interface TensorStorage {
+  readonly length: number;
+}
+
+/** A dense row-major f32 tensor handle. The product of `shape` equals `storage.length`. */
+export class Tensor<S extends TensorStorage = TensorStorage> {
   constructor(
     readonly shape: readonly number[],
-    readonly data: Float32Array,
+    readonly storage: S,
   ) {
     const n = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== n) {
-      throw new Error(`Tensor: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
+    if (storage.length !== n) {
+      throw new Error(`Tensor: shape [${shape.join(", ")}] needs ${n} values, got ${storage.length}`);
     }
   }
 
-  static zeros(shape: readonly number[]): Tensor {
-    return new Tensor(shape, new Float32Array(shape.reduce((a, b) => a * b, 1)));
+  /** Number of values. */
+  get size(): number {
+    return this.storage.length;
   }
 
   /** Number of rows when viewed as a matrix [rows, lastDim]. */
   get rows(): number {
-    return this.data.length / this.cols;
+    return this.size / this.cols;
   }
 
   /** Size of the last dimension. */
@@ -43,9 +58,9 @@ export class Tensor {
     return this.shape[this.shape.length - 1];
   }
 
-  /** Same data, other shape (no copy). */
-  reshape(shape: readonly number[]): Tensor {
-    return new Tensor(shape, this.data);
+  /** Same storage, other shape (no copy). */
+  reshape(shape: readonly number[]): Tensor<S> {
+    return new Tensor(shape, this.storage);
   }
 }
 
@@ -91,6 +106,20 @@ export interface Linear {
   readonly outFeatures: number;
 }
 
+/** An embedding table [rows, cols] as stored: f32 values or f16/bf16 bit patterns. */
+export interface EmbeddingWeights {
+  readonly rows: number;
+  readonly cols: number;
+  readonly dtype: "f32" | "f16" | "bf16";
+  readonly data: Float32Array | Uint16Array;
+}
+
+/** A backend-prepared embedding table. Opaque to the graph except for its sizes. */
+export interface Embedding {
+  readonly rows: number;
+  readonly cols: number;
+}
+
 export interface AttentionOptions {
   /** Multiplier applied to q·k before softmax (1/sqrt(headDim) in both towers). */
   readonly scale: number;
@@ -103,26 +132,78 @@ export interface AttentionOptions {
   readonly queryOffset?: number;
 }
 
+export interface ZerosOptions {
+  /**
+   * Storage that lives long and is written with writeRows (the KV cache). A backend may put it
+   * where its ops read it in place (the WASM backend: storage arenas, no staging copy per step).
+   */
+  readonly longLived?: boolean;
+}
+
 export interface Backend {
   readonly name: string;
 
-  /** Take ownership of weights once (repack, upload). */
+  // --- data in and out ---------------------------------------------------------------------
+
+  /** A tensor holding a copy of `data` (row-major, `shape`'s product values). */
+  fromHost(data: Float32Array, shape: readonly number[]): Tensor;
+
+  /** A zero-filled tensor. */
+  zeros(shape: readonly number[], options?: ZerosOptions): Tensor;
+
+  /** The values of t (a fresh array the caller owns), as of this point in the op stream. */
+  read(t: Tensor): Promise<Float32Array>;
+
+  /**
+   * Throw `${what} contains NaN` (or Inf) when t holds a non-finite value — at once, or (GPU
+   * backends, which do not read back per op) from the next `read`.
+   */
+  checkFinite(t: Tensor, what: string): void;
+
+  // --- weights (handed over once; the backend may repack or upload them) -------------------
+
   linear(w: LinearWeights): Linear;
+  embedding(w: EmbeddingWeights): Embedding;
+
+  // --- copies ------------------------------------------------------------------------------
+
+  /** Rows `ids` of the table, widened to f32: [ids.length, cols]. ids must be in [0, rows). */
+  gather(table: Embedding, ids: ArrayLike<number>): Tensor;
+
+  /** Rows `rows` (indices into x's [rows, cols] view) of x: [rows.length, cols]. */
+  gatherRows(x: Tensor, rows: readonly number[]): Tensor;
+
+  /** Columns start..start+width−1 of x's [rows, cols] view: [rows, width] (a view when rows = 1). */
+  sliceColumns(x: Tensor, start: number, width: number): Tensor;
+
+  /**
+   * Rows start..start+n−1 of x's leading dimension, as a tensor of shape [n, ...x.shape[1:]]
+   * sharing x's storage (a view: valid while x is, and it sees later writeRows into x).
+   */
+  sliceRows(x: Tensor, start: number, n: number): Tensor;
+
+  /**
+   * In place: dst's rows start..start+src.shape[0]−1 (leading dimension) ← src. src's other
+   * dimensions must equal dst's. The only op that modifies a tensor.
+   */
+  writeRows(dst: Tensor, start: number, src: Tensor): void;
+
+  // --- math --------------------------------------------------------------------------------
 
   /** y[M,N] = x[M,K]·Wᵀ + b. x may have any leading shape; its last dim must be K. */
   matmul(x: Tensor, w: Linear): Tensor;
 
   /** LayerNorm over the last dim: (x − mean)/sqrt(var + eps)·weight + bias (biased variance). */
-  layerNorm(x: Tensor, weight: Float32Array, bias: Float32Array, eps: number): Tensor;
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor;
 
   /** RMSNorm over the last dim: x / sqrt(mean(x²) + eps) · weight. */
-  rmsNorm(x: Tensor, weight: Float32Array, eps: number): Tensor;
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
 
-  /** Element-wise a + b (same shape), or a + b broadcast over rows when b has one row's length. */
+  /** Element-wise a + b (same size), or a + b broadcast over rows when b has one row's length. */
   add(a: Tensor, b: Tensor): Tensor;
 
-  /** Element-wise a · s[row] — one scalar per row of the [rows, cols] view. */
-  scaleRows(a: Tensor, s: Float32Array): Tensor;
+  /** Element-wise a · s[row] — one scalar per row of the [rows, cols] view; s has `rows` values. */
+  scaleRows(a: Tensor, s: Tensor): Tensor;
 
   /** GELU, exact erf form: x·½·(1 + erf(x/√2)). */
   gelu(x: Tensor): Tensor;
@@ -134,7 +215,7 @@ export interface Backend {
    * Rotary embedding, rotate-half form, over x [T, H, D] with tables cos/sin [T, D]:
    *   out = x·cos + rotate_half(x)·sin,   rotate_half([x1, x2]) = [−x2, x1] (halves of D).
    */
-  rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor;
+  rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor;
 
   /**
    * Multi-head scaled-dot-product attention.
@@ -143,20 +224,14 @@ export interface Backend {
    */
   attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor;
 
-  /**
-   * Hand back tensors returned by this backend's ops that the caller will never read again (see
-   * "Storage ownership" above). Optional; tensors this backend did not allocate are ignored.
-   */
-  release?(...tensors: Tensor[]): void;
+  // --- lifetime ----------------------------------------------------------------------------
 
   /**
-   * Long-lived storage of n zero-filled floats that this backend's ops can read in place, without
-   * the staging copy a plain Float32Array costs them (the KV cache, src/model/qwen.ts). Optional:
-   * backends without it get plain arrays. Give it back with freeStorage(buffer) — the whole buffer.
+   * Hand back tensors this backend returned that the caller will never use again (see "Storage
+   * ownership"), including long-lived ones from zeros(). Views and foreign tensors are ignored.
    */
-  allocStorage?(n: number): Float32Array;
-  freeStorage?(buffer: Float32Array): void;
+  release(...tensors: Tensor[]): void;
+
+  /** Free everything the backend holds (worker threads, memories, GPU buffers). Optional. */
+  dispose?(): void | Promise<void>;
 }
-
-/** The part of a Backend that long-lived buffers come from. */
-export type StorageProvider = Required<Pick<Backend, "allocStorage" | "freeStorage">>;

@@ -3,8 +3,9 @@
 // the thread pool (strides and splits decided here), copy the result out.
 import { availableParallelism } from "node:os";
 import {
-  Tensor, type AttentionOptions, type Backend, type Linear, type LinearWeights,
+  Tensor, type AttentionOptions, type Backend, type Linear, type LinearWeights, type ZerosOptions,
 } from "../backend.js";
+import { HostBackendBase, hostData } from "../host.js";
 import { Arena } from "./arena.js";
 import {
   choose, DECODE_Q4, ENV_DECODE_Q4, ENV_PREFILL_Q4, PREFILL_Q4, resolveSetting, timeVariants,
@@ -115,7 +116,7 @@ class WasmLinear implements Linear {
   ) {}
 }
 
-export class WasmBackend implements Backend {
+export class WasmBackend extends HostBackendBase implements Backend {
   readonly name: string;
   readonly threads: number;
   readonly precision: "f32" | "fast";
@@ -138,6 +139,7 @@ export class WasmBackend implements Backend {
   private freeBytes = 0;
 
   constructor(options: WasmBackendOptions = {}) {
+    super();
     const k = loadKernels(options.simd ?? "auto");
     this.module = k.module;
     this.flavour = k.flavour;
@@ -280,15 +282,14 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Long-lived storage the ops read in place (Backend.allocStorage): attention on keys and values
-   * that live here skips staging them, which for a decode step was a copy of the whole cache.
+   * Zero-filled tensor. Long-lived ones (the KV cache) go to storage arenas, where ops read them in
+   * place: attention on keys and values that live there skips staging them, which for a decode
+   * step was a copy of the whole cache. release() gives their blocks back.
    */
-  allocStorage(n: number): Float32Array {
-    return this.storage.alloc(n);
-  }
-
-  freeStorage(a: Float32Array): void {
-    this.storage.free(a);
+  override zeros(shape: readonly number[], options?: ZerosOptions): Tensor {
+    if (!options?.longLived) return super.zeros(shape);
+    const n = shape.reduce((a, b) => a * b, 1);
+    return new Tensor(shape, this.storage.alloc(n));
   }
 
   /** Bytes of storage handed out and not yet freed (tests). */
@@ -324,7 +325,7 @@ export class WasmBackend implements Backend {
     const K = w.inFeatures, N = w.outFeatures;
     if (x.cols !== K) throw new Error(`matmul: x has last dim ${x.cols}, the linear expects ${K}`);
     const outShape = [...x.shape.slice(0, -1), N];
-    if (x.rows === 0) return Tensor.zeros(outShape);
+    if (x.rows === 0) return this.zeros(outShape);
     const { run, c } = this.stageMatmul(x, w);
     run();
     const M = x.rows, np = paddedCols(N), a = w.arena;
@@ -354,7 +355,7 @@ export class WasmBackend implements Backend {
     if (intOk && this.precision === "fast") {
       const gs = w.groupSize, G = K / gs;
       const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 2, M * G * 4, M * G * 4, M * np * 4]);
-      a.f32(xp, M * K).set(x.data);
+      a.f32(xp, M * K).set(hostData(x));
       const run = (): void => {
         a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs, 0, 0);
         // Decode (M = 1) runs the kernel's one-row path; measured faster than a two-quad variant.
@@ -366,7 +367,7 @@ export class WasmBackend implements Backend {
       // x as three 8-bit digits per (row, group): 24 bits of the group maximum; int4 × int8 dots.
       const gs = w.groupSize, G = K / gs;
       const [xp, act, sums, sc, cp] = a.scratch([M * K * 4, M * K * 3, M * G * 8, M * G * 4, M * np * 4]);
-      a.f32(xp, M * K).set(x.data);
+      a.f32(xp, M * K).set(hostData(x));
       const run = (): void => {
         // One row is ~20 µs: threads only pay off for prefill.
         if (M === 1) a.k.q4_quantize_digits(xp, 1, K, gs, act, sums, sc);
@@ -380,7 +381,7 @@ export class WasmBackend implements Backend {
       // Decode: two int16 levels of x (error below f32 rounding), int4 × int16 dot products.
       const gs = w.groupSize, G = K / gs;
       const [xp, act, lo, sa, rs, rsl, cp] = a.scratch([K * 4, K * 2, K * 2, G * 4, G * 4, G * 4, np * 4]);
-      a.f32(xp, K).set(x.data);
+      a.f32(xp, K).set(hostData(x));
       const run = (): void => {
         a.k.q4_quantize_rows(xp, 1, K, gs, act, sa, rs, lo, rsl);
         this.pool.run(a, "gemv_q4_i16x2", [act, lo, sa, rs, rsl, K, gs, w.weight, N / 4, w.bias, cp], N / 4, 1, parallel);
@@ -391,11 +392,12 @@ export class WasmBackend implements Backend {
       // Decode, f32 arithmetic: the GEMV needs Σx per group (f64 sums, rounded once).
       const gs = w.groupSize, G = K / gs;
       const [xp, xs, cp] = a.scratch([K * 4, G * 4, np * 4]);
-      a.f32(xp, K).set(x.data);
+      a.f32(xp, K).set(hostData(x));
       const sums = a.f32(xs, G);
+      const xd = hostData(x);
       for (let g = 0; g < G; g++) {
         let s = 0;
-        for (let k = g * gs; k < (g + 1) * gs; k++) s += x.data[k];
+        for (let k = g * gs; k < (g + 1) * gs; k++) s += xd[k];
         sums[g] = s;
       }
       const run = (): void => this.pool.run(a, "gemv_q4_f32", [xp, xs, K, gs, w.weight, N / 4, w.bias, cp], N / 4, 1, parallel);
@@ -404,13 +406,13 @@ export class WasmBackend implements Backend {
     if (M === 1 && w.gemv16) {
       // Decode on f16/bf16 weights (the 151936-row lm_head): widen in registers, one pass.
       const [xp, cp] = a.scratch([K * 4, np * 4]);
-      a.f32(xp, K).set(x.data);
+      a.f32(xp, K).set(hostData(x));
       const args = [MODE[w.kind], xp, K, w.weight, w.bias, cp];
       return { run: () => this.pool.run(a, "gemv16", args, np / NR, 2, parallel), c: cp };
     }
     const kc = w.kind === "q4" ? w.groupSize : KC;
     const [xp, cp, panels] = a.scratch([M * K * 4, M * np * 4, this.threads * kc * NR * 4]);
-    a.f32(xp, M * K).set(x.data);
+    a.f32(xp, M * K).set(hostData(x));
     const args = [MODE[w.kind], xp, M, K, w.weight, w.bias, cp, np, kc, MC, panels];
     return { run: () => this.pool.run(a, "gemm", args, np / NR, 1, parallel), c: cp };
   }
@@ -439,7 +441,7 @@ export class WasmBackend implements Backend {
   }
 
   /** Output storage of n floats: a released buffer of that length if one is free, else a new one. */
-  private alloc(n: number): Float32Array {
+  protected override alloc(n: number): Float32Array {
     const list = this.free.get(n);
     const buf = list?.pop();
     if (buf) {
@@ -460,7 +462,11 @@ export class WasmBackend implements Backend {
    */
   release(...tensors: Tensor[]): void {
     for (const t of tensors) {
-      const d = t.data;
+      const d = hostData(t);
+      if (this.storage.isBlock(d)) {
+        this.storage.free(d);
+        continue;
+      }
       if (!this.owned.delete(d)) continue;
       if (this.freeBytes + d.byteLength > FREE_MAX_BYTES) continue;
       let list = this.free.get(d.length);
@@ -474,32 +480,32 @@ export class WasmBackend implements Backend {
   /** Row-wise op over x [rows, cols]: kernel(x, extra…, out, cols, eps, r0, r1, tid). */
   private rowwise(fn: string, x: Tensor, extra: readonly Float32Array[], scalars: readonly number[]): Tensor {
     const cols = x.cols, rows = x.rows;
-    const { ptrs, out } = this.stage([x.data, ...extra], x.data.length);
-    this.pool.run(this.act, fn, [...ptrs.slice(0, 1 + extra.length), out, cols, ...scalars], rows, 1, x.data.length >= PARALLEL_MIN_WORK);
-    return this.result(x.shape, out, x.data.length);
+    const { ptrs, out } = this.stage([hostData(x), ...extra], x.size);
+    this.pool.run(this.act, fn, [...ptrs.slice(0, 1 + extra.length), out, cols, ...scalars], rows, 1, x.size >= PARALLEL_MIN_WORK);
+    return this.result(x.shape, out, x.size);
   }
 
-  layerNorm(x: Tensor, weight: Float32Array, bias: Float32Array, eps: number): Tensor {
-    if (weight.length !== x.cols || bias.length !== x.cols) {
-      throw new Error(`layerNorm: weight/bias have ${weight.length}/${bias.length} values, x has ${x.cols} columns`);
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+    if (weight.size !== x.cols || bias.size !== x.cols) {
+      throw new Error(`layerNorm: weight/bias have ${weight.size}/${bias.size} values, x has ${x.cols} columns`);
     }
-    return this.rowwise("layer_norm", x, [weight, bias], [eps]);
+    return this.rowwise("layer_norm", x, [hostData(weight), hostData(bias)], [eps]);
   }
 
-  rmsNorm(x: Tensor, weight: Float32Array, eps: number): Tensor {
-    if (weight.length !== x.cols) throw new Error(`rmsNorm: weight has ${weight.length} values, x has ${x.cols} columns`);
-    return this.rowwise("rms_norm", x, [weight], [eps]);
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    if (weight.size !== x.cols) throw new Error(`rmsNorm: weight has ${weight.size} values, x has ${x.cols} columns`);
+    return this.rowwise("rms_norm", x, [hostData(weight)], [eps]);
   }
 
-  scaleRows(a: Tensor, s: Float32Array): Tensor {
-    if (s.length !== a.rows) throw new Error(`scaleRows: ${s.length} scales for ${a.rows} rows`);
-    return this.rowwise("scale_rows", a, [s], []);
+  scaleRows(a: Tensor, s: Tensor): Tensor {
+    if (s.size !== a.rows) throw new Error(`scaleRows: ${s.size} scales for ${a.rows} rows`);
+    return this.rowwise("scale_rows", a, [hostData(s)], []);
   }
 
   add(a: Tensor, b: Tensor): Tensor {
     // Same rule as the oracle: equal sizes add element-wise, one row's worth broadcasts over rows.
-    if (b.data.length === a.data.length) return this.elementwise("add", [a.data, b.data], a.shape);
-    if (b.data.length === a.cols) return this.rowwise("add_rows", a, [b.data], []);
+    if (b.size === a.size) return this.elementwise("add", [hostData(a), hostData(b)], a.shape);
+    if (b.size === a.cols) return this.rowwise("add_rows", a, [hostData(b)], []);
     throw new Error(`add: b [${b.shape.join(", ")}] is neither a's shape [${a.shape.join(", ")}] nor one row of it`);
   }
 
@@ -512,24 +518,25 @@ export class WasmBackend implements Backend {
   }
 
   gelu(x: Tensor): Tensor {
-    return this.elementwise("gelu", [x.data], x.shape);
+    return this.elementwise("gelu", [hostData(x)], x.shape);
   }
 
   swiglu(a: Tensor, b: Tensor): Tensor {
-    if (a.data.length !== b.data.length) throw new Error(`swiglu: a has ${a.data.length} values, b ${b.data.length}`);
-    return this.elementwise("swiglu", [a.data, b.data], a.shape);
+    if (a.size !== b.size) throw new Error(`swiglu: a has ${a.size} values, b ${b.size}`);
+    return this.elementwise("swiglu", [hostData(a), hostData(b)], a.shape);
   }
 
-  rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
+  rope(x: Tensor, cosT: Tensor, sinT: Tensor): Tensor {
+    const cos = hostData(cosT), sin = hostData(sinT);
     if (x.shape.length !== 3) throw new Error(`rope: x must be [T, H, D], got [${x.shape.join(", ")}]`);
     const [T, H, D] = x.shape;
     if (D % 2 !== 0) throw new Error(`rope: head dim ${D} is odd`);
     if (cos.length !== T * D || sin.length !== T * D) {
       throw new Error(`rope: cos/sin have ${cos.length}/${sin.length} values, expected [${T}, ${D}]`);
     }
-    const { ptrs, out } = this.stage([x.data, cos, sin], x.data.length);
-    this.pool.run(this.act, "rope", [ptrs[0], ptrs[1], ptrs[2], out, H, D], T * H, 1, x.data.length >= PARALLEL_MIN_WORK);
-    return this.result(x.shape, out, x.data.length);
+    const { ptrs, out } = this.stage([hostData(x), cos, sin], x.size);
+    this.pool.run(this.act, "rope", [ptrs[0], ptrs[1], ptrs[2], out, H, D], T * H, 1, x.size >= PARALLEL_MIN_WORK);
+    return this.result(x.shape, out, x.size);
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
@@ -543,10 +550,10 @@ export class WasmBackend implements Backend {
     }
     const off = options.queryOffset ?? 0;
     if (!(off >= 0) || !Number.isInteger(off)) throw new Error(`attention: queryOffset ${off} is not a non-negative integer`);
-    // Keys and values in one storage arena (allocStorage: the KV cache) are read where they are;
+    // Keys and values in one storage arena (zeros with longLived: the KV cache) are read where they are;
     // anything else is staged into arena 0 first.
-    const home = this.storage.home(k.data);
-    const inPlace = home !== undefined && this.storage.home(v.data) === home;
+    const home = this.storage.home(hostData(k));
+    const inPlace = home !== undefined && this.storage.home(hostData(v)) === home;
     const a = inPlace ? home : this.act;
     if (Tq === 1 && D % 4 === 0 && Tk > 0) {
       // Decode: one query row reads K, V in place (assembly/attention.ts attn_decode); only the
@@ -554,11 +561,11 @@ export class WasmBackend implements Backend {
       const n = options.causal ? Math.min(Tk, off + 1) : Tk;
       const row = H * D;
       const [qp, op, sp, kp0, vp0] = a.scratch([row * 4, row * 4, this.threads * n * 4, inPlace ? 0 : n * row * 4, inPlace ? 0 : n * row * 4]);
-      a.f32(qp, row).set(q.data);
-      let kp = k.data.byteOffset, vp = v.data.byteOffset;
+      a.f32(qp, row).set(hostData(q));
+      let kp = hostData(k).byteOffset, vp = hostData(v).byteOffset;
       if (!inPlace) {
-        a.f32(kp0, n * row).set(k.data.subarray(0, n * row));
-        a.f32(vp0, n * row).set(v.data.subarray(0, n * row));
+        a.f32(kp0, n * row).set(hostData(k).subarray(0, n * row));
+        a.f32(vp0, n * row).set(hostData(v).subarray(0, n * row));
         kp = kp0;
         vp = vp0;
       }
@@ -569,14 +576,14 @@ export class WasmBackend implements Backend {
     const tkp = Math.ceil(Tk / 8) * 8, dp = Math.ceil(D / 8) * 8;
     const kn = Tk * H * D;
     const [qp, kpk, vpk, op, sp, kp0, vp0] = a.scratch([
-      q.data.length * 4, H * tkp * D * 4, H * dp * Tk * 4, q.data.length * 4, this.threads * ATTN_QB * (tkp + dp + 1) * 4,
+      q.size * 4, H * tkp * D * 4, H * dp * Tk * 4, q.size * 4, this.threads * ATTN_QB * (tkp + dp + 1) * 4,
       inPlace ? 0 : kn * 4, inPlace ? 0 : kn * 4,
     ]);
-    a.f32(qp, q.data.length).set(q.data);
-    let kp = k.data.byteOffset, vp = v.data.byteOffset;
+    a.f32(qp, q.size).set(hostData(q));
+    let kp = hostData(k).byteOffset, vp = hostData(v).byteOffset;
     if (!inPlace) {
-      a.f32(kp0, kn).set(k.data.subarray(0, kn));
-      a.f32(vp0, kn).set(v.data.subarray(0, kn));
+      a.f32(kp0, kn).set(hostData(k).subarray(0, kn));
+      a.f32(vp0, kn).set(hostData(v).subarray(0, kn));
       kp = kp0;
       vp = vp0;
     }
@@ -584,7 +591,7 @@ export class WasmBackend implements Backend {
     this.pool.run(a, "attn_pack", [kp, vp, kpk, vpk, Tk, H, D], H, 1, parallel);
     const units = H * Math.ceil(Tq / ATTN_QB);
     this.pool.run(a, "attention", [qp, kpk, vpk, op, Tq, Tk, H, D, options.scale, options.causal ? 1 : 0, off, sp], units, 1, parallel);
-    return this.result(q.shape, op, q.data.length, a);
+    return this.result(q.shape, op, q.size, a);
   }
 
   /** Run a pool kernel on arena 0 (benchmarks: the machine-limit probes of assembly/peak.ts). */

@@ -1,5 +1,5 @@
 // Long-lived buffers in WebAssembly memory that ops read in place: the KV cache, through
-// Backend.allocStorage (src/model/qwen.ts). They live in arenas of their own ("storage arenas",
+// Backend.zeros(…, { longLived: true }) (src/model/qwen.ts). They live in arenas of their own ("storage arenas",
 // docs/memory.md), never among the weights, so that a cache that grows or is disposed can hand its
 // blocks back: a first-fit free list per arena over [WEIGHT_BASE, top), neighbours coalesced, the
 // top lowered when the last block goes. Op scratch sits above top, as in every arena.
@@ -28,10 +28,10 @@ export class StorageArenas {
 
   /** n zero-filled floats in an arena. */
   alloc(n: number): Float32Array {
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`allocStorage: ${n} is not a positive whole number of floats`);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`zeros (long-lived): ${n} is not a positive whole number of floats`);
     const bytes = alignUp(n * 4);
     if (bytes > this.capacity) {
-      throw new Error(`allocStorage: ${n} floats (${bytes} bytes) exceed one arena (${this.capacity} bytes)`);
+      throw new Error(`zeros (long-lived): ${n} floats (${bytes} bytes) exceed one arena (${this.capacity} bytes)`);
     }
     for (const a of this.arenas) {
       const p = this.take(a, bytes);
@@ -49,7 +49,7 @@ export class StorageArenas {
     const a = this.homes.get(v.buffer);
     const bytes = a ? this.live.get(a)!.get(v.byteOffset) : undefined;
     if (!a || bytes === undefined || alignUp(v.byteLength) !== bytes) {
-      throw new Error("freeStorage: not a live buffer from allocStorage (freed twice, or a subarray)");
+      throw new Error("release (long-lived): not a live long-lived buffer from zeros() (freed twice, or a subarray)");
     }
     this.live.get(a)!.delete(v.byteOffset);
     const list = this.freeBlocks.get(a)!;
@@ -75,6 +75,13 @@ export class StorageArenas {
   }
 
   /** The storage arena `data` is a view into, if any. */
+  /** Whether v is a whole live block from alloc() (what free() accepts). */
+  isBlock(v: Float32Array): boolean {
+    const a = this.homes.get(v.buffer);
+    const bytes = a ? this.live.get(a)!.get(v.byteOffset) : undefined;
+    return bytes !== undefined && alignUp(v.byteLength) === bytes;
+  }
+
   home(data: Float32Array): Arena | undefined {
     return this.homes.get(data.buffer);
   }

@@ -1,0 +1,157 @@
+// Host tensors: the storage of the CPU backends (reference/, src/ops/wasm/) is a plain Float32Array.
+// This file holds what those backends share — reading a host tensor synchronously (hostData), and
+// the data-movement ops of the Backend interface (fromHost, zeros, read, gather, slices, writeRows,
+// checkFinite), which on a CPU are plain typed-array copies. The math ops stay per backend.
+//
+// A GPU backend has its own versions of all of these (src/ops/webgpu/): nothing here may be used
+// by the model graph, which sees only the Backend interface.
+import {
+  Tensor, type Embedding, type EmbeddingWeights, type ZerosOptions,
+} from "./backend.js";
+import { bf16ArrayToF32, f16ArrayToF32 } from "../io/fp16.js";
+import { assertFinite } from "../io/finite.js";
+
+/** A tensor whose storage is host memory. */
+export type HostTensor = Tensor<Float32Array>;
+
+/**
+ * The values of a host tensor, without a copy (the backend's own storage: do not modify).
+ * For CPU backends and their tests; a device tensor is an error naming what to use instead.
+ */
+export function hostData(t: Tensor): Float32Array {
+  if (!(t.storage instanceof Float32Array)) {
+    throw new Error(`hostData: this tensor [${t.shape.join(", ")}] lives on a device; read it with await backend.read(t)`);
+  }
+  return t.storage;
+}
+
+/** A host tensor over `data` (no copy). */
+export function hostTensor(data: Float32Array, shape: readonly number[]): HostTensor {
+  return new Tensor(shape, data);
+}
+
+class HostEmbedding implements Embedding {
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+    readonly dtype: EmbeddingWeights["dtype"],
+    readonly data: Float32Array | Uint16Array,
+  ) {}
+}
+
+function product(shape: readonly number[], op: string): number {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: bad shape [${shape.join(", ")}]`);
+  }
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * The data ops of a CPU backend. Subclasses provide `alloc` (fresh output storage, which the WASM
+ * backend recycles through release) and may override zeros/release for long-lived storage.
+ */
+export abstract class HostBackendBase {
+  /** Output storage of n floats (contents unspecified: callers overwrite every value). */
+  protected alloc(n: number): Float32Array {
+    return new Float32Array(n);
+  }
+
+  fromHost(data: Float32Array, shape: readonly number[]): Tensor {
+    const n = product(shape, "fromHost");
+    if (data.length !== n) throw new Error(`fromHost: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
+    const out = this.alloc(n);
+    out.set(data);
+    return new Tensor(shape, out);
+  }
+
+  zeros(shape: readonly number[], _options?: ZerosOptions): Tensor {
+    const n = product(shape, "zeros");
+    const out = this.alloc(n);
+    out.fill(0);
+    return new Tensor(shape, out);
+  }
+
+  read(t: Tensor): Promise<Float32Array> {
+    // A copy now: the caller may release t (and the backend reuse its storage) right after.
+    return Promise.resolve(hostData(t).slice());
+  }
+
+  checkFinite(t: Tensor, what: string): void {
+    assertFinite(hostData(t), what);
+  }
+
+  embedding(w: EmbeddingWeights): Embedding {
+    if (!(Number.isInteger(w.rows) && w.rows > 0 && Number.isInteger(w.cols) && w.cols > 0)) {
+      throw new Error(`embedding: bad table size [${w.rows}, ${w.cols}]`);
+    }
+    if (w.data.length !== w.rows * w.cols) {
+      throw new Error(`embedding: table has ${w.data.length} values, expected [${w.rows}, ${w.cols}]`);
+    }
+    if ((w.dtype === "f32") !== (w.data instanceof Float32Array)) {
+      throw new Error(`embedding: dtype ${w.dtype} does not match its ${w.data.constructor.name} data`);
+    }
+    return new HostEmbedding(w.rows, w.cols, w.dtype, w.data);
+  }
+
+  gather(table: Embedding, ids: ArrayLike<number>): Tensor {
+    if (!(table instanceof HostEmbedding)) throw new Error("gather: the Embedding was not made by this backend");
+    const C = table.cols;
+    const out = this.alloc(ids.length * C);
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t];
+      if (!Number.isInteger(id) || id < 0 || id >= table.rows) {
+        throw new Error(`gather: id ${id} at position ${t} is outside the table's rows [0, ${table.rows})`);
+      }
+      const row = table.data.subarray(id * C, (id + 1) * C);
+      const dst = out.subarray(t * C, (t + 1) * C);
+      if (table.dtype === "f16") f16ArrayToF32(row as Uint16Array, dst);
+      else if (table.dtype === "bf16") bf16ArrayToF32(row as Uint16Array, dst);
+      else dst.set(row);
+    }
+    return new Tensor([ids.length, C], out);
+  }
+
+  gatherRows(x: Tensor, rows: readonly number[]): Tensor {
+    const d = hostData(x), C = x.cols, R = x.rows;
+    const out = this.alloc(rows.length * C);
+    rows.forEach((r, i) => {
+      if (!Number.isInteger(r) || r < 0 || r >= R) throw new Error(`gatherRows: row ${r} is outside 0..${R - 1}`);
+      out.set(d.subarray(r * C, (r + 1) * C), i * C);
+    });
+    return new Tensor([rows.length, C], out);
+  }
+
+  sliceColumns(x: Tensor, start: number, width: number): Tensor {
+    const d = hostData(x), T = x.rows, W = x.cols;
+    if (!(Number.isInteger(start) && Number.isInteger(width) && start >= 0 && width > 0 && start + width <= W)) {
+      throw new Error(`sliceColumns: columns ${start}..${start + width - 1} are outside 0..${W - 1}`);
+    }
+    // One row (decode): a view, no copy. Views are never released into reuse (release ignores them).
+    if (T === 1) return new Tensor([1, width], d.subarray(start, start + width));
+    const out = this.alloc(T * width);
+    for (let t = 0; t < T; t++) out.set(d.subarray(t * W + start, t * W + start + width), t * width);
+    return new Tensor([T, width], out);
+  }
+
+  sliceRows(x: Tensor, start: number, n: number): Tensor {
+    const d = hostData(x), lead = x.shape[0];
+    if (!(Number.isInteger(start) && Number.isInteger(n) && start >= 0 && n >= 0 && start + n <= lead)) {
+      throw new Error(`sliceRows: rows ${start}..${start + n - 1} are outside 0..${lead - 1}`);
+    }
+    const row = lead === 0 ? 0 : x.size / lead;
+    return new Tensor([n, ...x.shape.slice(1)], d.subarray(start * row, (start + n) * row));
+  }
+
+  writeRows(dst: Tensor, start: number, src: Tensor): void {
+    const lead = dst.shape[0], row = lead === 0 ? 0 : dst.size / lead;
+    const inner = dst.shape.slice(1).join(","), srcInner = src.shape.slice(1).join(",");
+    if (inner !== srcInner) {
+      throw new Error(`writeRows: src [${src.shape.join(", ")}] rows do not match dst [${dst.shape.join(", ")}]`);
+    }
+    const n = src.shape[0];
+    if (!(Number.isInteger(start) && start >= 0 && start + n <= lead)) {
+      throw new Error(`writeRows: rows ${start}..${start + n - 1} are outside dst's 0..${lead - 1}`);
+    }
+    hostData(dst).set(hostData(src), start * row);
+  }
+}
