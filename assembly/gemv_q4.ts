@@ -1,8 +1,8 @@
 // GPTQ int4 matmul kernels over repacked records:
 //   gemm_q4_i16   — int4 weights × int16 activations with i32x4.dot_i16x8_s ("fast" precision),
 //                   for decode (M = 1, a GEMV) and prefill (M > 1) alike;
-//   gemv_q4_i16x2 — decode in the default "f32" precision: the same integer products on two int16
-//                   levels of the activations, accurate beyond f32 rounding;
+//   (gemv_q4_i16x2.ts: decode in the default "f32" precision, the same integer products on two
+//                   int16 levels of the activations, accurate beyond f32 rounding;)
 //   gemv_q4_f32   — decode with every nibble converted to f32 (option decodeQ4: "f32").
 //   Prefill in "f32" precision goes through gemm.ts mode 3, which dequantises panels for the
 //   register-tiled f32 kernel.
@@ -35,7 +35,7 @@
 //   Then y += f32(that) · (scale_w · scale_a); the only approximation is rounding x to int16 per
 //   (row, group) with scale_a = max|x|/32767 — its error is measured in docs/kernels.md.
 import { madd } from "./simd";
-import { C_NIB_MASK, C_NIB_MASK_1, C_I32_15, C_INV_32768 } from "./consts";
+import { C_NIB_MASK, C_NIB_MASK_1, C_I32_15 } from "./consts";
 
 /** Bytes after the qweight words in a record: scales f32x4 + z′ i32x4. */
 export const Q4_REC_EXTRA: usize = 32;
@@ -201,57 +201,6 @@ export function gemm_q4_i16(
         v128.store(c + <usize>m * ldcB + (<usize>cq << 4), y);
       }
     }
-  }
-}
-
-/**
- * Decode GEMV with two int16 levels of the activation (q4_quantize_rows with actLo): the default
- * "f32" precision for M = 1. Per octet the nibbles are unpacked once and dotted with both levels:
- *   Σ_k x_k (q_k − z′) = sa·[(Σ a q − z′Σa) + (Σ a_lo q − z′Σa_lo)/32768]   (each bracket exact in i32)
- * The activation is represented to ~2^-31 of its group maximum, below f32 rounding; the two integer
- * sums are combined in f32. 8 dot products per 32 weights instead of 4, still ~1.5× fewer
- * instructions than converting every nibble to f32 (gemv_q4_f32).
- */
-export function gemv_q4_i16x2(
-  act: usize, actLo: usize, scaleA: usize, rowSum: usize, rowSumLo: usize, K: i32, gs: i32, w: usize,
-  nq: i32, bias: usize, c: usize, cq0: i32, cq1: i32, tid: i32,
-): void {
-  const gb = q4_block_groups(gs);
-  const G = K / gs;
-  const nOct = gs >> 3;
-  const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
-  const mask = v128.load(C_NIB_MASK);
-  const mask16 = v128.load(C_NIB_MASK_1);
-  const inv32768 = v128.load(C_INV_32768);
-  for (let cq = cq0; cq < cq1; cq++) {
-    let y = v128.load(bias + (<usize>cq << 4));
-    let a: usize = act, b: usize = actLo;
-    for (let g = 0; g < G; g++) {
-      const r = q4_rec(w, cq, g, G, nq, gb, rec);
-      let s = i32x4.splat(0), t = s, s16 = s, t16 = s;
-      for (let o = 0; o < nOct; o++) {
-        const v = v128.load(r + (<usize>o << 4));
-        const w0 = v128.and(v, mask);
-        const w1x16 = v128.and(v, mask16); // nibble 1 in place: 16·q (see gemm_q4_i16's one-row path)
-        const w2 = v128.and(i16x8.shr_u(v, 8), mask);
-        const w3 = i16x8.shr_u(v, 12);
-        s = dot3(s, w0, w2, w3, a);
-        t = dot3(t, w0, w2, w3, b);
-        s16 = i32x4.add(s16, i32x4.dot_i16x8_s(w1x16, v128.load32_splat(a, 4)));
-        t16 = i32x4.add(t16, i32x4.dot_i16x8_s(w1x16, v128.load32_splat(b, 4)));
-        a += 16;
-        b += 16;
-      }
-      s = i32x4.add(s, i32x4.shr_s(s16, 4));
-      t = i32x4.add(t, i32x4.shr_s(t16, 4));
-      const zp = v128.load(r + (<usize>gs << 1), 16);
-      const ga: usize = <usize>g << 2;
-      const hi = f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.mul(zp, v128.load32_splat(rowSum + ga))));
-      const lo = f32x4.convert_i32x4_s(i32x4.sub(t, i32x4.mul(zp, v128.load32_splat(rowSumLo + ga))));
-      const sws = f32x4.mul(v128.load(r + (<usize>gs << 1)), v128.load32_splat(scaleA + ga));
-      y = madd(madd(lo, inv32768, hi), sws, y);
-    }
-    v128.store(c + (<usize>cq << 4), y);
   }
 }
 

@@ -4,7 +4,8 @@
 export { init_consts } from "./consts";
 export { gemm } from "./gemm";
 export { gemv16 } from "./gemv16";
-export { q4_quantize_rows, gemm_q4_i16, gemv_q4_i16x2, gemv_q4_f32 } from "./gemv_q4";
+export { q4_quantize_rows, gemm_q4_i16, gemv_q4_f32 } from "./gemv_q4";
+export { q4_quantize_i16x2, gemv_q4_i16x2 } from "./gemv_q4_i16x2";
 export { q4_quantize_digits, q4_quantize_digits_t, gemv_q4_i8x3, gemm_q4_i8x3 } from "./gemv_q4_i8";
 export { layer_norm, rms_norm } from "./norm";
 export { add, add_rows, scale_rows, gelu, swiglu } from "./elementwise";

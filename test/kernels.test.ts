@@ -214,6 +214,28 @@ describe("wasm kernels vs reference", function () {
     for (let k = 0; k < hostData(rows).length; k += 211) hostData(rows)[k] *= 50;
     expectClose(one.matmul(rows, one.linear(w)), ref.matmul(rows, ref.linear(w)), 2e-6);
   });
+  it("gptq: i16x2 keeps f32 accuracy with ×50 outliers and zero groups, bit-identical for 1 and 3 threads", () => {
+    // Two int16 levels carry ~31 bits of each group's maximum. K = 11008: three K blocks of the
+    // record layout; N = 24: three pairs of column quads (the kernel's work unit), split unevenly.
+    const K = 11008, N = 24;
+    const w = gptq(N, K, 128);
+    const x = tensor([1, K]);
+    for (let k = 0; k < K; k += 397) hostData(x)[k] *= 50;
+    hostData(x).fill(0, 4096, 4096 + 128); // an all-zero group (scale 0)
+    const single = new WasmBackend({ threads: 1, decodeQ4: "i16x2" });
+    const triple = new WasmBackend({ threads: 3, decodeQ4: "i16x2" });
+    try {
+      const got = single.matmul(x, single.linear(w));
+      expectClose(got, ref.matmul(x, ref.linear(w)), 2e-6);
+      expectSame(triple.matmul(x, triple.linear(w)), got);
+      expectSame(i16Decode.matmul(x, i16Decode.linear(w)), got);
+      const zero = new Tensor([1, K], new Float32Array(K));
+      expect(Array.from(hostData(single.matmul(zero, single.linear(w))))).to.deep.equal(Array.from(w.bias ?? new Float32Array(N)));
+    } finally {
+      single.dispose();
+      triple.dispose();
+    }
+  });
   it("decodeQ4 / prefillQ4: an unknown kernel name is an error", () => {
     expect(() => new WasmBackend({ threads: 1, decodeQ4: "i4" as never })).to.throw(/decodeQ4 must be one of i8x3, i16x2, f32 or "auto"/);
     expect(() => new WasmBackend({ threads: 1, prefillQ4: "i16x2" as never })).to.throw(/prefillQ4 must be one of i8x3, f32 or "auto"/);

@@ -380,11 +380,12 @@ export class WasmBackend extends HostBackendBase implements Backend {
     if (intOk && M === 1 && kern === "i16x2") {
       // Decode: two int16 levels of x (error below f32 rounding), int4 × int16 dot products.
       const gs = w.groupSize, G = K / gs;
-      const [xp, act, lo, sa, rs, rsl, cp] = a.scratch([K * 4, K * 2, K * 2, G * 4, G * 4, G * 4, np * 4]);
+      const [xp, act, sums, sa, cp] = a.scratch([K * 4, K * 4, G * 8, G * 4, np * 4]);
       a.f32(xp, K).set(hostData(x));
       const run = (): void => {
-        a.k.q4_quantize_rows(xp, 1, K, gs, act, sa, rs, lo, rsl);
-        this.pool.run(a, "gemv_q4_i16x2", [act, lo, sa, rs, rsl, K, gs, w.weight, N / 4, w.bias, cp], N / 4, 1, parallel);
+        a.k.q4_quantize_i16x2(xp, K, gs, act, sums, sa);
+        // Work units are pairs of column quads (N % 8 == 0: checkGptq).
+        this.pool.run(a, "gemv_q4_i16x2", [act, sums, sa, K, gs, w.weight, N / 4, w.bias, cp], N / 8, 1, parallel);
       };
       return { run, c: cp };
     }
