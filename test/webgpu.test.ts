@@ -260,6 +260,7 @@ describe("webgpu backend vs the reference backend", function () {
     expect(() => gpu.add(t, ref.fromHost(new Float32Array(6), [2, 3]))).to.throw(/add: tensor \[2, 3\] was not made by the webgpu backend/);
     expect(() => gpu.matmul(t, gpu.linear(dense(4, 2, "f32", false, 1)))).to.throw(/matmul: input has 3 columns, layer expects 4/);
     expect(() => gpu.linear({ ...gptq(128, 16, false, false, 1), groupSize: 96 })).to.throw(/groupSize 96/);
+    expect(() => gpu.gatherRows(t, [0, 2])).to.throw(/gatherRows: row 2 is outside 0..1/);
   });
 });
 

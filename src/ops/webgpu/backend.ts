@@ -176,14 +176,13 @@ export class WebGpuBackend implements Backend {
     const s = this.st(x, "gatherRows");
     const C = x.cols, R = x.rows;
     const out = this.out([rows.length, C], rows.length * C);
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= R) throw new Error(`gatherRows: row ${r} is outside 0..${R - 1}`);
+    }
     // Runs of consecutive rows become one buffer copy each.
     for (let i = 0; i < rows.length; ) {
       let j = i;
-      for (const r of [rows[i]]) if (!Number.isInteger(r) || r < 0 || r >= R) throw new Error(`gatherRows: row ${r} is outside 0..${R - 1}`);
-      while (j + 1 < rows.length && rows[j + 1] === rows[j] + 1) {
-        j++;
-        if (rows[j] >= R) throw new Error(`gatherRows: row ${rows[j]} is outside 0..${R - 1}`);
-      }
+      while (j + 1 < rows.length && rows[j + 1] === rows[j] + 1) j++;
       this.ctx.copy(s.buf, (s.offset + rows[i] * C) * 4, out.storage.buf, i * C * 4, (j - i + 1) * C * 4);
       i = j + 1;
     }
