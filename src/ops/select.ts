@@ -3,14 +3,22 @@ import type { Backend } from "./backend.js";
 import { ReferenceBackend } from "../../reference/backend.js";
 import { WasmBackend } from "./wasm/backend.js";
 
-/** Backend names, the default first. */
-export const BACKEND_NAMES = ["wasm", "wasm-fast", "reference"] as const;
+/** Backend names, the default first. "auto": webgpu when an adapter exists, else wasm. */
+export const BACKEND_NAMES = ["wasm", "wasm-fast", "reference", "webgpu", "auto"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendChoice {
   readonly name: string;
   /** Worker threads for the WASM backend (default: available cores). */
   readonly threads?: number;
+  /** Where "auto" says which backend it fell back to (default: console.error). */
+  readonly log?: (line: string) => void;
+}
+
+async function createWebGpu(): Promise<Backend> {
+  // Dynamic import: the CPU paths never load the WebGPU code nor the `webgpu` package.
+  const { WebGpuBackend } = await import("./webgpu/backend.js");
+  return WebGpuBackend.create();
 }
 
 export async function createBackend(choice: BackendChoice): Promise<Backend> {
@@ -25,6 +33,15 @@ export async function createBackend(choice: BackendChoice): Promise<Backend> {
     case "wasm-fast":
       // int4 × int16 integer dot products for GPTQ layers (docs/kernels.md).
       return new WasmBackend({ threads: choice.threads, precision: "fast" });
+    case "webgpu":
+      return createWebGpu();
+    case "auto":
+      try {
+        return await createWebGpu();
+      } catch (e) {
+        (choice.log ?? console.error)(`webgpu unavailable (${(e as Error).message}); using the wasm backend`);
+        return new WasmBackend({ threads: choice.threads });
+      }
     default:
       throw new Error(`unknown backend ${JSON.stringify(choice.name)}; choose one of: ${BACKEND_NAMES.join(", ")}`);
   }

@@ -1,0 +1,357 @@
+// The WebGPU backend: WGSL compute shaders (src/ops/webgpu/wgsl/) behind the Backend interface.
+//
+// Every tensor lives in a device buffer (GpuStorage: buffer + element offset, so views such as
+// sliceRows are free); every op encodes dispatches into one pending command encoder that is
+// submitted only when a value is read — a decode step is one submit. The wrappers here decide
+// shapes, strides and dispatch sizes; design and measurements in docs/webgpu.md.
+/// <reference types="@webgpu/types" />
+import {
+  Tensor,
+  type AttentionOptions, type Backend, type Embedding, type EmbeddingWeights, type Linear,
+  type LinearWeights, type ZerosOptions,
+} from "../backend.js";
+import { GpuContext, GpuStorage, type PooledBuffer } from "./context.js";
+import { acquireDevice, loadShaders, type AdapterReport, type WebGpuDeviceOptions } from "./device.js";
+import { GpuLinear, encodeMatmul, uploadLinear } from "./linear.js";
+
+export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
+  /** Where a browser fetches the .wgsl files from (default: next to this module's package). */
+  readonly shaderBaseUrl?: string | URL;
+  /**
+   * Split weights into chunks as if one storage binding held at most this many bytes (default: the device's
+   * limit, below 2 GiB). Lets tests exercise the split paths with small layers.
+   */
+  readonly weightChunkBytes?: number;
+}
+
+class GpuEmbedding implements Embedding {
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+    readonly dtype: number,
+    /** Row ranges [r0, r0 + n) and their buffers, each within the binding limit. */
+    readonly chunks: ReadonlyArray<{ r0: number; n: number; buffer: GPUBuffer }>,
+  ) {}
+}
+
+type GpuTensor = Tensor<GpuStorage>;
+
+function product(shape: readonly number[], op: string): number {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: bad shape [${shape.join(", ")}]`);
+  }
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Scores scratch of attention above this many bytes is computed a few heads at a time. */
+const ATTENTION_SCRATCH_BYTES = 64 * 2 ** 20; // 64 MiB: ViT-bigG at 1024 tokens holds 4 heads per pass
+
+export class WebGpuBackend implements Backend {
+  readonly name: string;
+  /** What the adapter is and offers (features the kernels may use, binding limits). */
+  readonly report: AdapterReport;
+  private readonly ctx: GpuContext;
+  /** Bound where a shader's optional input (a bias) is absent. */
+  private readonly dummy: PooledBuffer;
+
+  private constructor(ctx: GpuContext, report: AdapterReport) {
+    this.ctx = ctx;
+    this.report = report;
+    const what = [report.vendor, report.architecture, report.description || report.device].filter((s) => s).join(" ");
+    this.name = `webgpu (${what || "unknown adapter"}; features: ${report.features.join(", ") || "none"})`;
+    this.dummy = ctx.take(4);
+  }
+
+  /** Request an adapter and device and load the shaders; throws when there is no adapter. */
+  static async create(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+    const [{ device, report }, shaders] = await Promise.all([acquireDevice(options), loadShaders(options.shaderBaseUrl)]);
+    return new WebGpuBackend(new GpuContext(device, shaders, options.weightChunkBytes), report);
+  }
+
+  /** Dispatches/copies encoded and submits made so far (benchmarks: submits per token). */
+  get counters(): { dispatches: number; submits: number } {
+    return { dispatches: this.ctx.dispatches, submits: this.ctx.submits };
+  }
+
+  // --- helpers -----------------------------------------------------------------------------
+
+  private st(t: Tensor, op: string): GpuStorage {
+    if (!(t.storage instanceof GpuStorage)) throw new Error(`${op}: tensor [${t.shape.join(", ")}] was not made by the webgpu backend`);
+    return t.storage;
+  }
+
+  private out(shape: readonly number[], n: number): GpuTensor {
+    return new Tensor(shape, new GpuStorage(this.ctx.take(n * 4), 0, n, false));
+  }
+
+  private elementwise(name: string, n: number, params: number[], bufs: PooledBuffer[]): void {
+    if (n > 0) this.ctx.dispatch(name, [n, ...params], null, bufs, this.ctx.grid(n, 256));
+  }
+
+  // --- data in and out ---------------------------------------------------------------------
+
+  fromHost(data: Float32Array, shape: readonly number[]): Tensor {
+    const n = product(shape, "fromHost");
+    if (data.length !== n) throw new Error(`fromHost: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
+    return new Tensor(shape, new GpuStorage(this.ctx.upload(data), 0, n, false));
+  }
+
+  zeros(shape: readonly number[], _options?: ZerosOptions): Tensor {
+    // Long-lived storage needs nothing special here: every buffer is read in place by the shaders.
+    const n = product(shape, "zeros");
+    const t = this.out(shape, n);
+    this.ctx.clear(t.storage.buf, 0, n * 4);
+    return t;
+  }
+
+  read(t: Tensor): Promise<Float32Array> {
+    const s = this.st(t, "read");
+    return this.ctx.read(s.buf, s.offset, s.length);
+  }
+
+  checkFinite(t: Tensor, what: string): void {
+    const s = this.st(t, "checkFinite");
+    const index = this.ctx.checkIndex(what);
+    if (s.length > 0) {
+      this.ctx.dispatch("finite", [s.length, s.offset, index], null, [s.buf, this.ctx.statusBuffer], this.ctx.grid(s.length, 256));
+    }
+  }
+
+  // --- weights -----------------------------------------------------------------------------
+
+  linear(w: LinearWeights): Linear {
+    return uploadLinear(this.ctx, w);
+  }
+
+  embedding(w: EmbeddingWeights): Embedding {
+    if (!(Number.isInteger(w.rows) && w.rows > 0 && Number.isInteger(w.cols) && w.cols > 0)) {
+      throw new Error(`embedding: bad table size [${w.rows}, ${w.cols}]`);
+    }
+    if (w.data.length !== w.rows * w.cols) {
+      throw new Error(`embedding: table has ${w.data.length} values, expected [${w.rows}, ${w.cols}]`);
+    }
+    if ((w.dtype === "f32") !== (w.data instanceof Float32Array)) {
+      throw new Error(`embedding: dtype ${w.dtype} does not match its ${w.data.constructor.name} data`);
+    }
+    const esize = w.dtype === "f32" ? 4 : 2;
+    // Split by row ranges (151936 × 4096 fp16 = 1.16 GiB exceeds most binding limits); 16-bit
+    // tables of odd width keep an even number of rows per chunk so that each starts on a word.
+    let per = Math.floor((this.ctx.weightChunk - 4) / (w.cols * esize));
+    if (per < 1) throw new Error(`embedding: one row of ${w.cols * esize} bytes exceeds the binding limit ${this.ctx.weightChunk}`);
+    if (esize === 2 && w.cols % 2 === 1 && per < w.rows) per = Math.max(2, per - (per % 2));
+    const chunks = [];
+    for (let r0 = 0; r0 < w.rows; r0 += per) {
+      const n = Math.min(per, w.rows - r0);
+      chunks.push({ r0, n, buffer: this.ctx.weightBuffer(w.data.subarray(r0 * w.cols, (r0 + n) * w.cols), `embedding[${r0}..]`) });
+    }
+    return new GpuEmbedding(w.rows, w.cols, { f32: 0, f16: 1, bf16: 2 }[w.dtype], chunks);
+  }
+
+  // --- copies ------------------------------------------------------------------------------
+
+  gather(table: Embedding, ids: ArrayLike<number>): Tensor {
+    if (!(table instanceof GpuEmbedding)) throw new Error("gather: the Embedding was not made by this backend");
+    const idx = new Uint32Array(ids.length);
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t];
+      if (!Number.isInteger(id) || id < 0 || id >= table.rows) {
+        throw new Error(`gather: id ${id} at position ${t} is outside the table's rows [0, ${table.rows})`);
+      }
+      idx[t] = id;
+    }
+    const C = table.cols;
+    const out = this.out([ids.length, C], ids.length * C);
+    if (ids.length === 0) return out;
+    const idBuf = this.ctx.upload(idx);
+    for (const c of table.chunks) {
+      if (!idx.some((id) => id >= c.r0 && id < c.r0 + c.n)) continue;
+      this.ctx.dispatch("gather", [ids.length, C, c.r0, c.n, table.dtype, 0], null, [c.buffer, idBuf, out.storage.buf],
+        this.ctx.grid(ids.length * C, 256));
+    }
+    this.ctx.give(idBuf);
+    return out;
+  }
+
+  gatherRows(x: Tensor, rows: readonly number[]): Tensor {
+    const s = this.st(x, "gatherRows");
+    const C = x.cols, R = x.rows;
+    const out = this.out([rows.length, C], rows.length * C);
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= R) throw new Error(`gatherRows: row ${r} is outside 0..${R - 1}`);
+    }
+    // Runs of consecutive rows become one buffer copy each.
+    for (let i = 0; i < rows.length; ) {
+      let j = i;
+      while (j + 1 < rows.length && rows[j + 1] === rows[j] + 1) j++;
+      this.ctx.copy(s.buf, (s.offset + rows[i] * C) * 4, out.storage.buf, i * C * 4, (j - i + 1) * C * 4);
+      i = j + 1;
+    }
+    return out;
+  }
+
+  sliceColumns(x: Tensor, start: number, width: number): Tensor {
+    const s = this.st(x, "sliceColumns");
+    const T = x.rows, W = x.cols;
+    if (!(Number.isInteger(start) && Number.isInteger(width) && start >= 0 && width > 0 && start + width <= W)) {
+      throw new Error(`sliceColumns: columns ${start}..${start + width - 1} are outside 0..${W - 1}`);
+    }
+    if (T === 1) return new Tensor([1, width], new GpuStorage(s.buf, s.offset + start, width, true));
+    const out = this.out([T, width], T * width);
+    this.ctx.dispatch("copy2d", [T, width, s.offset + start, W, 0, width], null, [s.buf, out.storage.buf], this.ctx.grid(T * width, 256));
+    return out;
+  }
+
+  sliceRows(x: Tensor, start: number, n: number): Tensor {
+    const s = this.st(x, "sliceRows");
+    const lead = x.shape[0];
+    if (!(Number.isInteger(start) && Number.isInteger(n) && start >= 0 && n >= 0 && start + n <= lead)) {
+      throw new Error(`sliceRows: rows ${start}..${start + n - 1} are outside 0..${lead - 1}`);
+    }
+    const row = lead === 0 ? 0 : x.size / lead;
+    return new Tensor([n, ...x.shape.slice(1)], new GpuStorage(s.buf, s.offset + start * row, n * row, true));
+  }
+
+  writeRows(dst: Tensor, start: number, src: Tensor): void {
+    const d = this.st(dst, "writeRows"), s = this.st(src, "writeRows");
+    const lead = dst.shape[0], row = lead === 0 ? 0 : dst.size / lead;
+    if (dst.shape.slice(1).join(",") !== src.shape.slice(1).join(",")) {
+      throw new Error(`writeRows: src [${src.shape.join(", ")}] rows do not match dst [${dst.shape.join(", ")}]`);
+    }
+    const n = src.shape[0];
+    if (!(Number.isInteger(start) && start >= 0 && start + n <= lead)) {
+      throw new Error(`writeRows: rows ${start}..${start + n - 1} are outside dst's 0..${lead - 1}`);
+    }
+    if (s.buf === d.buf) {
+      // WebGPU copies cannot read and write one buffer; the graph never asks for it.
+      throw new Error("writeRows: src and dst share storage (a view of the destination)");
+    }
+    this.ctx.copy(s.buf, s.offset * 4, d.buf, (d.offset + start * row) * 4, s.length * 4);
+  }
+
+  // --- math --------------------------------------------------------------------------------
+
+  matmul(x: Tensor, w: Linear): Tensor {
+    if (!(w instanceof GpuLinear)) throw new Error("matmul: the Linear was not made by this backend");
+    const s = this.st(x, "matmul");
+    if (x.cols !== w.inFeatures) throw new Error(`matmul: input has ${x.cols} columns, layer expects ${w.inFeatures}`);
+    const M = x.rows;
+    const out = this.out([...x.shape.slice(0, -1), w.outFeatures], M * w.outFeatures);
+    if (M > 0) encodeMatmul(this.ctx, w, M, s.buf, s.offset, out.storage.buf, 0, this.dummy);
+    return out;
+  }
+
+  private norm(name: string, x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor {
+    const s = this.st(x, name), ws = this.st(weight, name);
+    const D = x.cols, R = x.rows;
+    if (weight.size !== D || (bias && bias.size !== D)) {
+      throw new Error(`${name}: x [${x.shape}] needs weight${bias ? "/bias" : ""} of ${D} values, got ${weight.size}${bias ? "/" + bias.size : ""}`);
+    }
+    if (!(eps >= 0)) throw new Error(`${name}: eps must be ≥ 0, got ${eps}`);
+    const out = this.out(x.shape, x.size);
+    if (R === 0) return out;
+    if (bias) {
+      const bs = this.st(bias, name);
+      this.ctx.dispatch("layer_norm", [R, D, s.offset, ws.offset, bs.offset, 0, eps], new Set([6]), [s.buf, ws.buf, bs.buf, out.storage.buf], this.ctx.grid(R, 1));
+    } else {
+      this.ctx.dispatch("rms_norm", [R, D, s.offset, ws.offset, 0, eps], new Set([5]), [s.buf, ws.buf, out.storage.buf], this.ctx.grid(R, 1));
+    }
+    return out;
+  }
+
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+    return this.norm("layer_norm", x, weight, bias, eps);
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    return this.norm("rms_norm", x, weight, null, eps);
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    const as = this.st(a, "add"), bs = this.st(b, "add");
+    const bcast = b.size === a.cols && a.size !== b.size;
+    if (!bcast && a.size !== b.size) throw new Error(`add: shapes [${a.shape}] and [${b.shape}] differ`);
+    const out = this.out(a.shape, a.size);
+    this.elementwise("add", a.size, [a.cols, as.offset, bs.offset, 0, bcast ? 1 : 0], [as.buf, bs.buf, out.storage.buf]);
+    return out;
+  }
+
+  scaleRows(a: Tensor, s: Tensor): Tensor {
+    const as = this.st(a, "scaleRows"), ss = this.st(s, "scaleRows");
+    if (s.size !== a.rows) throw new Error(`scaleRows: ${s.size} scales for ${a.rows} rows`);
+    const out = this.out(a.shape, a.size);
+    this.elementwise("scale_rows", a.size, [a.cols, as.offset, ss.offset, 0], [as.buf, ss.buf, out.storage.buf]);
+    return out;
+  }
+
+  gelu(x: Tensor): Tensor {
+    const s = this.st(x, "gelu");
+    const out = this.out(x.shape, x.size);
+    this.elementwise("gelu", x.size, [s.offset, 0], [s.buf, out.storage.buf]);
+    return out;
+  }
+
+  swiglu(a: Tensor, b: Tensor): Tensor {
+    const as = this.st(a, "swiglu"), bs = this.st(b, "swiglu");
+    if (a.size !== b.size) throw new Error(`swiglu: shapes [${a.shape}] and [${b.shape}] differ`);
+    const out = this.out(a.shape, a.size);
+    this.elementwise("swiglu", a.size, [as.offset, bs.offset, 0], [as.buf, bs.buf, out.storage.buf]);
+    return out;
+  }
+
+  rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    const [T, H, D] = x.shape;
+    if (x.shape.length !== 3 || cos.size !== T * D || sin.size !== T * D || D % 2 !== 0) {
+      throw new Error(`rope: x [${x.shape}] needs cos/sin of ${T}×${D} (D even), got ${cos.size}/${sin.size}`);
+    }
+    const s = this.st(x, "rope"), cs = this.st(cos, "rope"), ss = this.st(sin, "rope");
+    const out = this.out(x.shape, x.size);
+    this.elementwise("rope", x.size, [H, D, s.offset, cs.offset, ss.offset, 0], [s.buf, cs.buf, ss.buf, out.storage.buf]);
+    return out;
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
+    const [Tq, H, D] = q.shape;
+    const Tk = k.shape[0];
+    if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3 ||
+        k.shape[1] !== H || k.shape[2] !== D || v.shape[0] !== Tk || v.shape[1] !== H || v.shape[2] !== D) {
+      throw new Error(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not agree`);
+    }
+    const pos0 = options.queryOffset ?? 0;
+    if (!(Number.isInteger(pos0) && pos0 >= 0)) throw new Error(`attention: queryOffset must be a non-negative integer, got ${pos0}`);
+    const qs = this.st(q, "attention"), ks = this.st(k, "attention"), vs = this.st(v, "attention");
+    const out = this.out(q.shape, q.size);
+    if (Tq === 0 || H === 0 || D === 0) return out;
+    if (Tk === 0) {
+      this.ctx.clear(out.storage.buf, 0, out.size * 4);
+      return out;
+    }
+    const causal = options.causal ? 1 : 0;
+    // Heads per pass: the score scratch [Tq, hc, Tk] stays within a budget and the binding limit.
+    const perHead = Tq * Tk * 4;
+    const budget = Math.min(ATTENTION_SCRATCH_BYTES, this.ctx.maxBinding);
+    const hc = Math.max(1, Math.min(H, Math.floor(budget / perHead)));
+    const scratch = this.ctx.take(Tq * hc * Tk * 4);
+    for (let h0 = 0; h0 < H; h0 += hc) {
+      const n = Math.min(hc, H - h0);
+      this.ctx.dispatch("att_scores", [Tq, Tk, H, D, h0, n, qs.offset, ks.offset, causal, pos0, options.scale], new Set([10]),
+        [qs.buf, ks.buf, scratch], this.ctx.grid(Tq * n * Tk, 256));
+      this.ctx.dispatch("att_softmax", [Tq * n, Tk, n, causal, pos0], null, [scratch], this.ctx.grid(Tq * n, 1));
+      this.ctx.dispatch("att_pv", [Tq, Tk, H, D, h0, n, vs.offset, 0, causal, pos0], null, [scratch, vs.buf, out.storage.buf],
+        this.ctx.grid(Tq * n * D, 256));
+    }
+    this.ctx.give(scratch);
+    return out;
+  }
+
+  // --- lifetime ----------------------------------------------------------------------------
+
+  release(...tensors: Tensor[]): void {
+    for (const t of tensors) {
+      if (t.storage instanceof GpuStorage && !t.storage.view) this.ctx.give(t.storage.buf);
+    }
+  }
+
+  dispose(): void {
+    this.ctx.destroy();
+  }
+}

@@ -1,0 +1,162 @@
+// Linear layers on the GPU: weight upload (once, split by output rows/columns so that every
+// binding stays within the device's storage binding limit) and the matmul dispatches.
+/// <reference types="@webgpu/types" />
+import type { DenseWeights, GptqWeights, Linear, LinearWeights } from "../backend.js";
+import { f16ArrayToF32 } from "../../io/fp16.js";
+import type { GpuContext, PooledBuffer } from "./context.js";
+
+const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
+
+/** One chunk of output features [n0, n0 + nc) and its buffers. */
+interface DenseChunk {
+  readonly n0: number;
+  readonly nc: number;
+  readonly weight: GPUBuffer;
+}
+
+interface GptqChunk {
+  readonly n0: number;
+  readonly nc: number;
+  /** qweight[:, n0:n0+nc] as u32 [K/8, nc]. */
+  readonly qweight: GPUBuffer;
+  /** scales as f32 [G, nc] (exact widening of the fp16 patterns). */
+  readonly scales: GPUBuffer;
+  /** stored zero + 1 (the AutoGPTQ convention) as f32 [G, nc]. */
+  readonly zp: GPUBuffer;
+}
+
+export class GpuLinear implements Linear {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    readonly kind: "dense" | "gptq",
+    readonly dtype: number,
+    readonly dense: readonly DenseChunk[],
+    readonly gptq: readonly GptqChunk[],
+    readonly gIdx: GPUBuffer | null,
+    readonly groupSize: number,
+    /** g_idx[k] = k / groupSize for every k (no act-order). */
+    readonly sequentialGroups: boolean,
+    readonly bias: GPUBuffer | null,
+  ) {}
+}
+
+function checkSizes(w: LinearWeights): void {
+  const { inFeatures: K, outFeatures: N } = w;
+  if (!(Number.isInteger(K) && K > 0 && Number.isInteger(N) && N > 0)) {
+    throw new Error(`linear: bad sizes inFeatures=${K} outFeatures=${N}`);
+  }
+  if (w.bias && w.bias.length !== N) throw new Error(`linear: bias has ${w.bias.length} values, expected ${N}`);
+}
+
+/** Output rows per chunk so that one chunk's bytes stay within the binding limit. */
+function rowsPerChunk(bytesPerRow: number, limit: number, what: string): number {
+  const rows = Math.floor(limit / bytesPerRow);
+  if (rows < 1) throw new Error(`linear: one ${what} row of ${bytesPerRow} bytes exceeds the binding limit ${limit}`);
+  return rows;
+}
+
+export function uploadLinear(ctx: GpuContext, w: LinearWeights): GpuLinear {
+  checkSizes(w);
+  const bias = w.bias ? ctx.weightBuffer(w.bias, "bias") : null;
+  return w.kind === "dense" ? uploadDense(ctx, w, bias) : uploadGptq(ctx, w, bias);
+}
+
+function uploadDense(ctx: GpuContext, w: DenseWeights, bias: GPUBuffer | null): GpuLinear {
+  const { inFeatures: K, outFeatures: N } = w;
+  if (w.weight.length !== K * N) throw new Error(`linear: weight has ${w.weight.length} values, expected ${N}×${K}`);
+  if ((w.dtype === "f32") !== (w.weight instanceof Float32Array)) {
+    throw new Error(`linear: dtype ${w.dtype} does not match its ${w.weight.constructor.name} weight`);
+  }
+  const esize = w.dtype === "f32" ? 4 : 2;
+  // 16-bit rows of odd K straddle words: keep chunks an even number of rows so each starts on a word.
+  let per = rowsPerChunk(K * esize, ctx.weightChunk - 4, "weight");
+  if (esize === 2 && K % 2 === 1 && per < N) per = Math.max(2, per - (per % 2));
+  const chunks: DenseChunk[] = [];
+  for (let n0 = 0; n0 < N; n0 += per) {
+    const nc = Math.min(per, N - n0);
+    chunks.push({ n0, nc, weight: ctx.weightBuffer(w.weight.subarray(n0 * K, (n0 + nc) * K), `dense[${n0}..]`) });
+  }
+  return new GpuLinear(K, N, "dense", DTYPE_CODE[w.dtype], chunks, [], null, 0, false, bias);
+}
+
+function uploadGptq(ctx: GpuContext, w: GptqWeights, bias: GPUBuffer | null): GpuLinear {
+  const { inFeatures: K, outFeatures: N, groupSize: gs } = w;
+  if (w.bits !== 4) throw new Error(`linear: GPTQ bits must be 4, got ${w.bits}`);
+  if (K % 8 !== 0 || N % 8 !== 0) throw new Error(`linear: GPTQ needs in/out features divisible by 8, got ${K}/${N}`);
+  if (!(Number.isInteger(gs) && gs > 0 && gs % 8 === 0 && K % gs === 0)) {
+    throw new Error(`linear: GPTQ groupSize ${gs} must be a multiple of 8 dividing inFeatures ${K}`);
+  }
+  const G = K / gs;
+  const expect = { qweight: (K / 8) * N, qzeros: G * (N / 8), scales: G * N, gIdx: K };
+  for (const [field, n] of Object.entries(expect)) {
+    const got = (w as unknown as Record<string, ArrayLike<number>>)[field].length;
+    if (got !== n) throw new Error(`linear: GPTQ ${field} has ${got} values, expected ${n}`);
+  }
+  let sequential = true;
+  for (let k = 0; k < K; k++) {
+    const g = w.gIdx[k];
+    if (!(Number.isInteger(g) && g >= 0 && g < G)) throw new Error(`linear: GPTQ g_idx[${k}] = ${g} is outside 0..${G - 1}`);
+    if (g !== Math.floor(k / gs)) sequential = false;
+  }
+  const scalesF32 = f16ArrayToF32(w.scales);
+  // Columns per chunk: qweight's K/8 words per column is the largest per-column array.
+  const per0 = rowsPerChunk(Math.max(K / 8, G) * 4, ctx.weightChunk, "GPTQ column");
+  const per = per0 >= N ? N : Math.max(8, per0 - (per0 % 8));
+  const chunks: GptqChunk[] = [];
+  for (let n0 = 0; n0 < N; n0 += per) {
+    const nc = Math.min(per, N - n0);
+    const q = new Uint32Array((K / 8) * nc);
+    for (let r = 0; r < K / 8; r++) q.set(new Uint32Array(w.qweight.buffer, w.qweight.byteOffset + (r * N + n0) * 4, nc), r * nc);
+    const s = new Float32Array(G * nc);
+    const z = new Float32Array(G * nc);
+    for (let g = 0; g < G; g++) {
+      s.set(scalesF32.subarray(g * N + n0, g * N + n0 + nc), g * nc);
+      for (let j = 0; j < nc; j++) {
+        const o = n0 + j;
+        z[g * nc + j] = ((w.qzeros[g * (N / 8) + (o >> 3)] >>> (4 * (o & 7))) & 15) + 1;
+      }
+    }
+    chunks.push({
+      n0, nc,
+      qweight: ctx.weightBuffer(q, "qweight"),
+      scales: ctx.weightBuffer(s, "scales"),
+      zp: ctx.weightBuffer(z, "zeros"),
+    });
+  }
+  const gIdx = ctx.weightBuffer(Uint32Array.from(w.gIdx), "g_idx");
+  return new GpuLinear(K, N, "gptq", 0, [], chunks, gIdx, gs, sequential, bias);
+}
+
+/**
+ * y[M, N] = x[M, K]·Wᵀ + b into `out` (elements out.offset..). `x` is `M·K` values from element
+ * `xOff` of `xb`; `dummy` is bound where a layer has no bias.
+ */
+export function encodeMatmul(
+  ctx: GpuContext, lin: GpuLinear, M: number, xb: PooledBuffer, xOff: number, ob: PooledBuffer, oOff: number, dummy: PooledBuffer,
+): void {
+  const K = lin.inFeatures, N = lin.outFeatures;
+  const bias = lin.bias ?? dummy;
+  const hasBias = lin.bias ? 1 : 0;
+  if (lin.kind === "dense") {
+    for (const c of lin.dense) {
+      if (M === 1) {
+        ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], null, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
+      } else {
+        ctx.dispatch("dense_gemm", [M, N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], null, [xb, c.weight, bias, ob],
+          [Math.ceil(c.nc / 64), Math.ceil(M / 64)]);
+      }
+    }
+    return;
+  }
+  const seq = lin.sequentialGroups ? 1 : 0;
+  for (const c of lin.gptq) {
+    const bufs = [xb, c.qweight, c.scales, c.zp, lin.gIdx!, bias, ob];
+    if (M === 1) {
+      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], null, bufs, [Math.ceil(c.nc / 64)]);
+    } else {
+      ctx.dispatch("gptq_gemm", [M, N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], null, bufs,
+        [Math.ceil(c.nc / 64), Math.ceil(M / 8)]);
+    }
+  }
+}
