@@ -2,7 +2,7 @@
 # Packs what a machine with a GPU but no Node and no network needs to run this package on
 # WebGPU: a stripped Node 24 binary (the `node` devDependency), the `webgpu` package's dawn.node
 # and the built package (dist/, build/, assets/, the demo images, tools/configs/ and the runtime
-# node_modules the model code imports), each xz-compressed, plus tools/gpu-device-run.sh.
+# node_modules the model code imports, the WGSL shader sources), each xz-compressed, plus tools/gpu-device-run.sh.
 #
 #   tools/gpu-pack.sh OUTDIR        (after `npm ci`, `npm run build`, and `webgpu` installed)
 #
@@ -34,6 +34,8 @@ mods=(msgpackr tiktoken @jsquash/jpeg opentype.js)
 paths=(package.json dist build assets tools/configs tools/gpu-probe.mjs test/fixtures/images
   node_modules/webgpu/index.js node_modules/webgpu/package.json)
 for m in "${mods[@]}"; do paths+=("node_modules/$m"); done
+# The WebGPU backend reads its WGSL sources from src/ at run time (packageFile).
+[ -d src/ops/webgpu/wgsl ] && paths+=(src/ops/webgpu/wgsl)
 # tiktoken's own encoders/ (17 MB) are OpenAI vocabularies; this package reads assets/qwen.tiktoken.
 tar -cf - --exclude='node_modules/tiktoken/encoders' --exclude='*.map' "${paths[@]}" | xz -6 -T0 >"$out/app.tar.xz"
 cp tools/gpu-device-run.sh "$out/"
