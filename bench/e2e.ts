@@ -10,6 +10,7 @@
 //        [--decode-tokens 16] [--backend wasm] [--threads N] [--card-gb-s N] [--json FILE]
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { QwenVL } from "../src/model/qwen-vl.js";
 import { KvCache } from "../src/model/qwen.js";
@@ -73,6 +74,24 @@ export function decodeWeightBytes(dir: string): number {
   }
 }
 
+/**
+ * Token ids of a ChatML prompt with one image, padded with text to at least `promptTokens`
+ * (" cat" is one token, so the length is hit exactly), image ids remapped for `model`.
+ */
+export function benchPrompt(model: QwenVL, imagePath: string, promptTokens: number): number[] {
+  const tokenizer = QwenTokenizer.load();
+  let words = 0;
+  let ids: number[] = [];
+  for (;;) {
+    const text = "Describe the picture." + " cat".repeat(words);
+    const query = fromListFormat([{ image: path.basename(imagePath) }, { text }]);
+    ids = makeContext(tokenizer, query, {}).contextTokens;
+    if (ids.length >= promptTokens) break;
+    words += 1;
+  }
+  return remapImageIds(ids, tokenizer.imgStartId, model.imageStartId, { vocabSize: model.vocabSize });
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -118,19 +137,7 @@ async function main(): Promise<void> {
     out.vision_gflops = visionFlops(model.config) / out.vision_s_per_image / 1e9;
     console.log(`vision: ${out.vision_s_per_image.toFixed(2)} s/image, ${out.vision_gflops.toFixed(1)} GFLOP/s (${(visionFlops(model.config) / 1e12).toFixed(2)} TFLOP/image)`);
 
-    // A ChatML prompt with one image, padded with text to the requested length (" cat" is one
-    // token, so the length is hit exactly).
-    const tokenizer = QwenTokenizer.load();
-    let words = 0;
-    let ids: number[] = [];
-    for (;;) {
-      const text = "Describe the picture." + " cat".repeat(words);
-      const query = fromListFormat([{ image: path.basename(values.image!) }, { text }]);
-      ids = makeContext(tokenizer, query, {}).contextTokens;
-      if (ids.length >= promptTokens) break;
-      words += 1;
-    }
-    ids = remapImageIds(ids, tokenizer.imgStartId, model.imageStartId, { vocabSize: model.vocabSize });
+    const ids = benchPrompt(model, values.image!, promptTokens);
     const cache = model.newCache(ids.length + decodeTokens + 1);
     t = performance.now();
     const logits = await model.prefill(ids, cache, { imageEmbeds: [embeds] });
@@ -165,7 +172,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: Error) => {
-  console.error(`e2e: ${e.message}`);
-  process.exit(1);
-});
+// Run only as a program: bench/webgpu-profile imports the helpers above.
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((e: Error) => {
+    console.error(`e2e: ${e.message}`);
+    process.exit(1);
+  });
+}
