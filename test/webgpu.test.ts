@@ -255,6 +255,16 @@ describe("webgpu backend vs the reference backend", function () {
     expect(gpu.counters.submits - before).to.equal(1);
   });
 
+  it("a long op stream is submitted in parts before the read, and its values stay right", async () => {
+    const x = gpu.fromHost(new Float32Array([1, -2, 3]), [3]);
+    await gpu.read(x);
+    const before = gpu.counters.submits;
+    let h = x;
+    for (let i = 0; i < 150; i++) h = gpu.add(h, x); // 150 dispatches: more than one submit's worth
+    expect(Array.from(await gpu.read(h))).to.deep.equal([151, -302, 453]);
+    expect(gpu.counters.submits - before).to.be.greaterThan(1);
+  });
+
   it("reports clear errors for foreign tensors and bad shapes", () => {
     const t = gpu.fromHost(new Float32Array(6), [2, 3]);
     expect(() => gpu.add(t, ref.fromHost(new Float32Array(6), [2, 3]))).to.throw(/add: tensor \[2, 3\] was not made by the webgpu backend/);
