@@ -12,7 +12,7 @@
 // Every number is the median of ≥ 5 runs. "2 threads" unless the key ends in _1t.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Tensor, type GptqWeights } from "../src/ops/backend.js";
@@ -36,7 +36,7 @@ const RUNS = 5;
  * The CPU as /proc/cpuinfo names it, and the flags that decide which kernels are fast: AVX2,
  * AVX-512 (any), AVX-VNNI / AVX512-VNNI (one-instruction int8 dot behind the relaxed i8 dot), AMX.
  */
-export function machineInfo(cpuinfo?: string): { cpu_model: string; cpu_family: string; cpu_model_number: string; flags: string[]; node_version: string; threads: number; cores: number } {
+export function machineInfo(cpuinfo?: string): { cpu_model: string; cpu_family: string; cpu_model_number: string; flags: string[]; node_version: string; threads: number; cores: number; loadavg_1m: number; mem_available_gb: number } {
   let text = cpuinfo ?? "";
   if (cpuinfo === undefined) {
     try {
@@ -49,7 +49,18 @@ export function machineInfo(cpuinfo?: string): { cpu_model: string; cpu_family: 
   const all = field("flags").split(/\s+/);
   const flags = all.filter((f) => f === "avx2" || f.startsWith("avx512") || f === "avx_vnni" || f.startsWith("amx"));
   const cores = text.split("\n").filter((l) => l.startsWith("processor")).length;
-  return { cpu_model: field("model name"), cpu_family: field("cpu family"), cpu_model_number: field("model"), flags, node_version: process.version, threads: THREADS, cores };
+  // Load average and free memory at the start: on a shared VM other processes take cores and
+  // memory, and the figures of this run are only comparable to runs under similar load.
+  let memAvail = NaN;
+  try {
+    memAvail = (Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]) * 1024) / 1e9;
+  } catch {
+    // not Linux
+  }
+  return {
+    cpu_model: field("model name"), cpu_family: field("cpu family"), cpu_model_number: field("model"), flags,
+    node_version: process.version, threads: THREADS, cores, loadavg_1m: loadavg()[0], mem_available_gb: memAvail,
+  };
 }
 
 /** Median seconds of `runs` calls after one warm-up. */
