@@ -5,8 +5,9 @@
 // The WASM ops are synchronous (the caller waits for its worker threads inside the call), so the
 // wall time around a call is the op's time. Labels: matmuls by weight kind and shape
 // ("matmul q4 4096→12288"), attention by query kind ("attention decode" for one query row,
-// "attention prefill/vision" otherwise), every other op by its name.
-import type { AttentionOptions, Backend, Linear, LinearWeights, Tensor } from "../src/ops/backend.js";
+// "attention prefill/vision" otherwise), every other op by its name. It implements the whole
+// Backend interface by delegation, so the model runs on it unchanged.
+import type { AttentionOptions, Backend, Embedding, EmbeddingWeights, Linear, LinearWeights, Tensor, ZerosOptions } from "../src/ops/backend.js";
 
 /** What one label accumulated. `bound` says which limit its rate is measured against. */
 export interface OpStat {
@@ -31,8 +32,7 @@ interface LinearInfo {
   readonly bytes: number;
 }
 
-/** Number of values of t (from its shape: the same on every version of Tensor). */
-const count = (t: Tensor): number => t.shape.reduce((p, d) => p * d, 1);
+const count = (t: Tensor): number => t.size;
 
 /** Checkpoint bytes of a linear's weights: packed nibbles + fp16 scales + packed zeros, or K·N elements. */
 function weightBytes(w: LinearWeights): number {
@@ -51,19 +51,9 @@ export class TimedBackend implements Backend {
   /** False: calls are forwarded without being recorded (warm-up runs). */
   recording = true;
   private readonly info = new WeakMap<Linear, LinearInfo>();
-  allocStorage?: (n: number) => Float32Array;
-  freeStorage?: (buffer: Float32Array) => void;
-  release?: (...tensors: Tensor[]) => void;
 
   constructor(readonly inner: Backend) {
     this.name = inner.name;
-    // Optional members exist on the wrapper exactly when the wrapped backend has them: the model
-    // tests for them (KV cache in backend storage, tensor release).
-    if (inner.allocStorage && inner.freeStorage) {
-      this.allocStorage = (n) => inner.allocStorage!(n);
-      this.freeStorage = (b) => inner.freeStorage!(b);
-    }
-    if (inner.release) this.release = (...t) => inner.release!(...t);
   }
 
   /** Sum of the recorded op times (ms). */
@@ -87,10 +77,36 @@ export class TimedBackend implements Backend {
     return r;
   }
 
+  /** An op that moves values: in + out bytes, timed under its name. */
+  private copy<T>(name: string, bytes: number, f: () => T): T {
+    return this.time(name, "memory", 0, bytes, f);
+  }
+
   /** In + out bytes of an element-wise op over `inputs` producing one tensor of `out` values. */
   private static io(out: number, ...inputs: number[]): number {
     return 4 * (out + inputs.reduce((a, b) => a + b, 0));
   }
+
+  // --- data in and out: timed too (on a CPU backend they are the copies of the graph) ---------
+
+  fromHost(data: Float32Array, shape: readonly number[]): Tensor {
+    return this.copy("fromHost", 8 * data.length, () => this.inner.fromHost(data, shape));
+  }
+
+  zeros(shape: readonly number[], options?: ZerosOptions): Tensor {
+    return this.copy("zeros", 4 * shape.reduce((a, b) => a * b, 1), () => this.inner.zeros(shape, options));
+  }
+
+  /** Not timed as an op: its cost is waiting for the backend, which the caller's phase time holds. */
+  read(t: Tensor): Promise<Float32Array> {
+    return this.inner.read(t);
+  }
+
+  checkFinite(t: Tensor, what: string): void {
+    this.copy("checkFinite", 4 * count(t), () => this.inner.checkFinite(t, what));
+  }
+
+  // --- weights ----------------------------------------------------------------------------------
 
   linear(w: LinearWeights): Linear {
     const l = this.inner.linear(w);
@@ -98,6 +114,35 @@ export class TimedBackend implements Backend {
     this.info.set(l, { kind, K: w.inFeatures, N: w.outFeatures, bytes: weightBytes(w) });
     return l;
   }
+
+  embedding(w: EmbeddingWeights): Embedding {
+    return this.inner.embedding(w);
+  }
+
+  // --- copies -----------------------------------------------------------------------------------
+
+  gather(table: Embedding, ids: ArrayLike<number>): Tensor {
+    return this.copy("gather", 8 * ids.length * table.cols, () => this.inner.gather(table, ids));
+  }
+
+  gatherRows(x: Tensor, rows: readonly number[]): Tensor {
+    return this.copy("gatherRows", 8 * rows.length * (x.shape[x.shape.length - 1] ?? 1), () => this.inner.gatherRows(x, rows));
+  }
+
+  sliceColumns(x: Tensor, start: number, width: number): Tensor {
+    const rows = count(x) / x.shape[x.shape.length - 1];
+    return this.copy("sliceColumns", 8 * rows * width, () => this.inner.sliceColumns(x, start, width));
+  }
+
+  sliceRows(x: Tensor, start: number, n: number): Tensor {
+    return this.copy("sliceRows", 0, () => this.inner.sliceRows(x, start, n)); // a view
+  }
+
+  writeRows(dst: Tensor, start: number, src: Tensor): void {
+    this.copy("writeRows", 8 * count(src), () => this.inner.writeRows(dst, start, src));
+  }
+
+  // --- math -------------------------------------------------------------------------------------
 
   matmul(x: Tensor, w: Linear): Tensor {
     const i = this.info.get(w);
@@ -110,11 +155,11 @@ export class TimedBackend implements Backend {
     return this.time(label, bound, 2 * M * i.K * i.N, i.bytes, () => this.inner.matmul(x, w));
   }
 
-  layerNorm(x: Tensor, weight: Float32Array, bias: Float32Array, eps: number): Tensor {
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
     return this.time("layerNorm", "memory", 0, TimedBackend.io(count(x), count(x)), () => this.inner.layerNorm(x, weight, bias, eps));
   }
 
-  rmsNorm(x: Tensor, weight: Float32Array, eps: number): Tensor {
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     return this.time("rmsNorm", "memory", 0, TimedBackend.io(count(x), count(x)), () => this.inner.rmsNorm(x, weight, eps));
   }
 
@@ -122,8 +167,8 @@ export class TimedBackend implements Backend {
     return this.time("add", "memory", 0, TimedBackend.io(count(a), count(a), count(b)), () => this.inner.add(a, b));
   }
 
-  scaleRows(a: Tensor, s: Float32Array): Tensor {
-    return this.time("scaleRows", "memory", 0, TimedBackend.io(count(a), count(a), s.length), () => this.inner.scaleRows(a, s));
+  scaleRows(a: Tensor, s: Tensor): Tensor {
+    return this.time("scaleRows", "memory", 0, TimedBackend.io(count(a), count(a), count(s)), () => this.inner.scaleRows(a, s));
   }
 
   gelu(x: Tensor): Tensor {
@@ -134,8 +179,8 @@ export class TimedBackend implements Backend {
     return this.time("swiglu", "memory", 0, TimedBackend.io(count(a), count(a), count(b)), () => this.inner.swiglu(a, b));
   }
 
-  rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
-    return this.time("rope", "memory", 0, TimedBackend.io(count(x), count(x), cos.length, sin.length), () => this.inner.rope(x, cos, sin));
+  rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    return this.time("rope", "memory", 0, TimedBackend.io(count(x), count(x), count(cos), count(sin)), () => this.inner.rope(x, cos, sin));
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
@@ -151,9 +196,14 @@ export class TimedBackend implements Backend {
     return this.time(label, decode ? "memory" : "f32", flop, 4 * (count(k) + count(v)), () => this.inner.attention(q, k, v, options));
   }
 
+  // --- lifetime ---------------------------------------------------------------------------------
+
+  release(...tensors: Tensor[]): void {
+    this.inner.release(...tensors);
+  }
+
   /** Frees the wrapped backend (disposeBackend of src/ops/select.ts calls this). */
   async dispose(): Promise<void> {
-    const d = (this.inner as { dispose?: () => unknown }).dispose;
-    if (d) await d.call(this.inner);
+    await this.inner.dispose?.();
   }
 }
