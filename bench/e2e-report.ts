@@ -40,6 +40,20 @@ export function e2eTable(r: E2EResult): string {
 export const limitRows = (p: PhaseProfile): OpRow[] =>
   p.ops.filter((o) => o.achieved !== undefined && o.limit !== undefined && o.limit > 0 && o.share >= LIMIT_CHART_MIN_SHARE);
 
+/** Ops below this % of a phase are summed into one "other ops" bar of its share panel. */
+export const SHARE_CHART_MIN_SHARE = 0.5;
+
+/** Bars of the share panel of a phase: the ops of ≥ SHARE_CHART_MIN_SHARE %, then the rest summed. */
+export function shareRows(p: PhaseProfile): { label: string; share: number; ms: number }[] {
+  const big = p.ops.filter((o) => o.share >= SHARE_CHART_MIN_SHARE);
+  const small = p.ops.filter((o) => o.share < SHARE_CHART_MIN_SHARE);
+  const rows = big.map((o) => ({ label: o.label, share: o.share, ms: o.ms }));
+  if (small.length > 0) {
+    rows.push({ label: `${small.length} other ops (< ${SHARE_CHART_MIN_SHARE}% each)`, share: small.reduce((a, o) => a + o.share, 0), ms: small.reduce((a, o) => a + o.ms, 0) });
+  }
+  return rows;
+}
+
 /** Two panels per phase: ops by share of its time, and achieved vs limit as % of the limit. */
 export function e2eChart(r: E2EResult, title: string): { svg: string; bars: number } {
   const panels: Panel[] = [];
@@ -47,7 +61,7 @@ export function e2eChart(r: E2EResult, title: string): { svg: string; bars: numb
     panels.push({
       title: `${p.phase}: ${f(p.wallMs, 1)} ms per ${p.per}, ops by share of the time`,
       scaleMax: 100,
-      bars: p.ops.map((o): Bar => ({ label: o.label, value: o.share, note: `${f(o.share, 1)}%  ${f(o.ms, 2)} ms` })),
+      bars: shareRows(p).map((o): Bar => ({ label: o.label, value: o.share, note: `${f(o.share, 1)}%  ${f(o.ms, 2)} ms` })),
     });
     panels.push({
       title: `${p.phase}: achieved vs limit measured in the same run (bar: % of the limit)`,

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { ReferenceBackend } from "../reference/backend.js";
 import { TimedBackend } from "../bench/timed-backend.js";
 import { svgBarChart } from "../bench/svg.js";
-import { limitRows } from "../bench/e2e-report.js";
+import { limitRows, shareRows } from "../bench/e2e-report.js";
 import type { PhaseProfile } from "../bench/e2e.js";
 import { machineInfo } from "../bench/bench.js";
 
@@ -142,7 +142,8 @@ describe("bench: end to end", function () {
       }
       const svg = readFileSync(join(dir, "r.svg"), "utf8");
       checkXml(svg);
-      const expected = profiles.reduce((a, p) => a + p.ops.length + limitRows(p).length, 0);
+      const expected = profiles.reduce((a, p) => a + shareRows(p).length + limitRows(p).length, 0);
+      expect(expected).to.be.greaterThan(6); // each phase has a share bar and a limit bar at least
       expect(svg.match(/<rect class="bar"/g)).to.have.length(expected);
       expect(j.chart_bars).to.equal(expected);
     } finally {
