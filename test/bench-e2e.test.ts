@@ -124,7 +124,7 @@ describe("bench: end to end", function () {
       const r = spawnSync(process.execPath, args, { encoding: "utf8", timeout: 110_000, cwd: ROOT });
       expect(r.status, r.stderr).to.equal(0);
       const j = JSON.parse(readFileSync(json, "utf8")) as Record<string, unknown>;
-      for (const k of ["load_s", "vision_s", "prefill_tps", "decode_tps", "peak_rss_gb", "mem_read_gbps", "simd_peak_gflops", "dot_i8_peak_gops", "dot_i16_peak_gops"]) {
+      for (const k of ["load_s", "vision_s", "prefill_tps", "decode_tps", "peak_rss_gb", "mem_read_gbps", "simd_peak_gflops", "dot_i8_peak_gops", "dot_i16_peak_gops", "vision_s_floor", "prefill_tps_ceiling", "decode_tps_ceiling"]) {
         expect(j[k], k).to.be.a("number");
         expect(Number.isFinite(j[k]) && (j[k] as number) > 0, `${k} = ${j[k]}`).to.equal(true);
       }
@@ -139,6 +139,7 @@ describe("bench: end to end", function () {
         expect(p.ops.some((o) => o.label.startsWith("matmul q4") || p.phase === "image"), p.phase).to.equal(true);
         const shares = p.ops.reduce((a, o) => a + o.share, 0);
         expect(shares, `${p.phase} shares`).to.be.closeTo(100, 1);
+        expect(p.floorMs, `${p.phase} floor`).to.be.greaterThan(0).and.lessThan(p.wallMs);
       }
       const svg = readFileSync(join(dir, "r.svg"), "utf8");
       checkXml(svg);
