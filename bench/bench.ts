@@ -393,13 +393,16 @@ async function main(): Promise<void> {
   }
   for (const be of [b, b1, bf]) be.dispose();
   const limits: Limits = { mem_read_gbps: lim.mem, simd_peak_gflops: lim.f32, dot_i8_peak_gops: lim.dot8, dot_i16_peak_gops: lim.dot };
+  // The kernel results are written before the model run too: a model run that fails (or is
+  // killed for memory on a shared machine) leaves them on disk.
+  const file = opt("--json");
+  if (file) writeFileSync(file, JSON.stringify(json, null, 2) + "\n");
   const model = opt("--model");
   // The disposed backends' memories (GiBs of arenas) are garbage now; collect them before the
   // model needs the machine's memory (when node runs with --expose-gc).
   (globalThis as { gc?: () => void }).gc?.();
   if (model) await endToEnd(model, limits);
-  const file = opt("--json");
-  if (file) writeFileSync(file, JSON.stringify(json, null, 2) + "\n");
+  if (file && model) writeFileSync(file, JSON.stringify(json, null, 2) + "\n");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
