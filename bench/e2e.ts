@@ -7,7 +7,9 @@
 //
 //   npx node dist/bench/e2e.js --checkpoint DIR|synthetic [--image FILE] [--prompt-tokens 300]
 //        [--decode-tokens 64] [--repeats 3] [--vision-runs 2] [--threads N] [--json FILE]
-//        [--limits JSON] [--quiet]
+//        [--limits JSON] [--quiet] [--card-gb-s N]
+// decode_weight_gb_s: the checkpoint bytes one step reads in full (decodeWeightBytes) × tokens/s,
+// as a share of --card-gb-s when given (a measured device bandwidth).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -27,6 +29,7 @@ import { syntheticCheckpoint } from "../src/demo.js";
 import type { ModelConfig } from "../src/config.js";
 import { TimedBackend, type OpStat } from "./timed-backend.js";
 import { median } from "./stats.js";
+import { Checkpoint } from "../src/io/checkpoint.js";
 
 /** Multiply-adds ×2 of one image through visual.py's VisionTransformer.forward. */
 export function visionFlops(c: ModelConfig): number {
@@ -57,6 +60,42 @@ export function prefillFlops(c: ModelConfig, T: number): number {
   return 2 * (l.numLayers * (T * perToken + attn) + C * l.vocabSize);
 }
 
+/**
+ * Bytes of the checkpoint's tensors that one decode step reads in full: every decoder layer's
+ * weights (transformer.h.*), the final norm and the output projection (lm_head). The embedding
+ * table is left out: a step gathers one row of it.
+ */
+export function decodeWeightBytes(dir: string): number {
+  const ck = Checkpoint.open(dir);
+  try {
+    let total = 0;
+    for (const n of ck.names()) {
+      if (n.startsWith("transformer.h.") || n.startsWith("transformer.ln_f.") || n.startsWith("lm_head.")) total += ck.info(n).byteLength;
+    }
+    return total;
+  } finally {
+    ck.close();
+  }
+}
+
+/**
+ * Token ids of a ChatML prompt with one image, padded with text to at least `promptTokens`
+ * (" cat" is one token, so the length is hit exactly), image ids remapped for `model`.
+ */
+export function benchPrompt(model: QwenVL, imagePath: string, promptTokens: number): number[] {
+  const tokenizer = QwenTokenizer.load();
+  let words = 0;
+  let ids: number[] = [];
+  for (;;) {
+    const text = "Describe the picture." + " cat".repeat(words);
+    const query = fromListFormat([{ image: path.basename(imagePath) }, { text }]);
+    ids = makeContext(tokenizer, query, {}).contextTokens;
+    if (ids.length >= promptTokens) break;
+    words += 1;
+  }
+  return remapImageIds(ids, tokenizer.imgStartId, model.imageStartId, { vocabSize: model.vocabSize });
+}
+
 /** The machine limits of the kernel benchmark's run that the op rates are set against. */
 export interface Limits {
   readonly mem_read_gbps: number;
@@ -75,6 +114,8 @@ export interface E2EOptions {
   readonly visionRuns?: number;
   readonly threads?: number;
   readonly backend?: string;
+  /** A measured device bandwidth (GB/s, e.g. tools/gpu-probe.mjs's) the decode weight rate is set against. */
+  readonly cardGbS?: number;
   /** Progress bars and lines on stderr (default true). */
   readonly verbose?: boolean;
 }
@@ -185,6 +226,9 @@ export async function runE2E(opts: E2EOptions, lim: Limits): Promise<E2EResult> 
       tb.recording = i === visionRuns - 1;
       t = performance.now();
       embeds = await model.encodeImage(bytes, path.basename(image));
+      // The time ends when one row of the embeddings is on the host (a GPU backend may still be
+      // running the tower when encodeImage returns its handle).
+      await tb.read(tb.sliceRows(embeds, 0, 1));
       vt.push((performance.now() - t) / 1000);
       log(`  image ${i + 1}/${visionRuns}: ${vt[i].toFixed(2)} s`);
     }
@@ -198,14 +242,7 @@ export async function runE2E(opts: E2EOptions, lim: Limits): Promise<E2EResult> 
 
     // A ChatML prompt with one image, padded with text to the requested length (" cat" is one
     // token, so the length is hit exactly once the image and template are in).
-    const tokenizer = QwenTokenizer.load();
-    let ids: number[] = [];
-    for (let words = 0; ; words++) {
-      const query = fromListFormat([{ image: path.basename(image) }, { text: "Describe the picture." + " cat".repeat(words) }]);
-      ids = makeContext(tokenizer, query, {}).contextTokens;
-      if (ids.length >= promptTokens) break;
-    }
-    ids = remapImageIds(ids, tokenizer.imgStartId, model.imageStartId, { vocabSize: model.vocabSize });
+    const ids = benchPrompt(model, image, promptTokens);
     const cache = model.newCache(ids.length + decodeTokens + 1);
     tb.stats.clear();
     tb.recording = true;
@@ -243,6 +280,9 @@ export async function runE2E(opts: E2EOptions, lim: Limits): Promise<E2EResult> 
     // What a token has to read: weights of every GEMV, K/V, activations (the decode floor's bytes).
     json.decode_bytes_per_token = [...tb.stats.values()].reduce((a, st) => a + (st.bound === "memory" ? st.bytes : 0), 0) / (repeats * decodeTokens);
     json.loadavg_1m_end = loadavg()[0]; // other processes on a shared machine (bench.ts records the start)
+    json.decode_weight_bytes = decodeWeightBytes(dir);
+    json.decode_weight_gb_s = (json.decode_weight_bytes * json.decode_tps) / 1e9;
+    if (opts.cardGbS) json.decode_weight_pct_of_card = (100 * json.decode_weight_gb_s) / opts.cardGbS;
     json.kv_bytes_per_token = KvCache.bytesPerToken(model.config.llm);
     json.peak_rss_gb = peakRss() / 1e9;
     json.peak_rss_gib = peakRss() / 2 ** 30;
@@ -268,6 +308,7 @@ async function main(): Promise<void> {
       json: { type: "string" },
       limits: { type: "string" },
       quiet: { type: "boolean", default: false },
+      "card-gb-s": { type: "string" },
     },
   });
   if (!values.checkpoint) throw new Error("e2e: --checkpoint DIR|synthetic is required (or: npm run bench -- --model DIR)");
@@ -285,6 +326,7 @@ async function main(): Promise<void> {
       backend: values.backend,
       threads: values.threads ? Number(values.threads) : undefined,
       verbose: !values.quiet,
+      cardGbS: values["card-gb-s"] ? Number(values["card-gb-s"]) : undefined,
     },
     lim,
   );
