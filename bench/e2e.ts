@@ -1,17 +1,20 @@
-// End-to-end benchmark on a checkpoint (meant for a full-size synthetic one written by
-// tools/make-checkpoint): load time, seconds per image through the vision tower (with the
-// GFLOP/s that implies), prefill tokens/s for a prompt of --prompt-tokens with one image,
-// decode tokens/s with the weight bytes one decode step reads and the GB/s that implies (against
-// --card-gb-s, a measured bandwidth such as tools/gpu-probe.mjs's, when given), KV-cache bytes
-// per token and peak RSS. Times end when the result is on the host (logits) or, for the image,
-// when one row of its embeddings has been read back, so GPU work still queued is counted.
+// End-to-end benchmark on a checkpoint (meant for the full-size synthetic one written by
+// `make-checkpoint --config full`): load seconds, seconds per 448² image through the vision tower,
+// prefill tokens/s of a --prompt-tokens prompt with one image, decode tokens/s of --decode-tokens
+// greedy steps after it (--repeats times, rewound to the prompt each time; median), peak RSS, and
+// per phase (image, prefill, decode token) the time of every backend op with its achieved rate.
+// Run from bench.ts (`npm run bench -- --model DIR`, limits from the same run) or alone:
 //
-//   npx node dist/bench/e2e.js --checkpoint DIR [--image FILE] [--prompt-tokens 300]
-//        [--decode-tokens 16] [--backend wasm] [--threads N] [--card-gb-s N] [--json FILE]
+//   npx node dist/bench/e2e.js --checkpoint DIR|synthetic [--image FILE] [--prompt-tokens 300]
+//        [--decode-tokens 64] [--repeats 3] [--vision-runs 2] [--threads N] [--json FILE]
+//        [--limits JSON] [--quiet] [--card-gb-s N]
+// decode_weight_gb_s: the checkpoint bytes one step reads in full (decodeWeightBytes) × tokens/s,
+// as a share of --card-gb-s when given (a measured device bandwidth).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
+import { loadavg } from "node:os";
 import { QwenVL } from "../src/model/qwen-vl.js";
 import { KvCache } from "../src/model/qwen.js";
 import { QwenTokenizer } from "../src/tokenizer/tokenizer.js";
@@ -20,12 +23,13 @@ import { fromListFormat } from "../src/tokenizer/list-format.js";
 import { remapImageIds } from "../src/tokenizer/image-spans.js";
 import { createBackend, disposeBackend } from "../src/ops/select.js";
 import { argmax } from "../src/generate/sampling.js";
+import { packageFile } from "../src/package-files.js";
+import { Progress } from "../src/product/progress.js";
+import { syntheticCheckpoint } from "../src/demo.js";
 import type { ModelConfig } from "../src/config.js";
+import { TimedBackend, type OpStat } from "./timed-backend.js";
 import { median } from "./stats.js";
 import { Checkpoint } from "../src/io/checkpoint.js";
-import type { Tensor } from "../src/ops/backend.js";
-
-const peakRssGiB = (): number => process.resourceUsage().maxRSS / 2 ** 20; // maxRSS is in KiB
 
 /** Multiply-adds ×2 of one image through visual.py's VisionTransformer.forward. */
 export function visionFlops(c: ModelConfig): number {
@@ -33,12 +37,12 @@ export function visionFlops(c: ModelConfig): number {
   const W = v.width;
   const E = v.outputDim;
   const P = (v.imageSize / v.patchSize) ** 2; // 1024 patches
-  const Q = 256; // resampler queries (visual.py: n_queries)
+  const Q = v.nQueries; // resampler queries (visual.py: n_queries = 256)
   const patchK = 3 * v.patchSize * v.patchSize;
   let macs = P * patchK * W; // conv1 as a GEMM
   const block = P * W * 3 * W + 2 * P * P * W + P * W * W + 2 * P * W * v.mlpWidth;
   macs += v.layers * block;
-  macs += P * W * E; // kv_proj
+  if (W !== E) macs += P * W * E; // kv_proj
   macs += Q * E * E + 2 * P * E * E; // in_proj for q (256 rows) and k, v (1024 rows)
   macs += 2 * Q * P * E + Q * E * E; // attention and out_proj
   macs += Q * E * E; // proj
@@ -52,7 +56,7 @@ export function prefillFlops(c: ModelConfig, T: number): number {
   const A = l.numHeads * l.kvChannels;
   const F = l.intermediateSize / 2; // QWenMLP: ff_dim_in = intermediate_size // 2
   const perToken = C * 3 * A + A * C + 2 * C * F + F * C;
-  const attn = 2 * A * (T * (T + 1)) / 2; // q·k and p·v over the causal triangle
+  const attn = (2 * A * (T * (T + 1))) / 2; // q·k and p·v over the causal triangle
   return 2 * (l.numLayers * (T * perToken + attn) + C * l.vocabSize);
 }
 
@@ -92,88 +96,244 @@ export function benchPrompt(model: QwenVL, imagePath: string, promptTokens: numb
   return remapImageIds(ids, tokenizer.imgStartId, model.imageStartId, { vocabSize: model.vocabSize });
 }
 
+/** The machine limits of the kernel benchmark's run that the op rates are set against. */
+export interface Limits {
+  readonly mem_read_gbps: number;
+  readonly simd_peak_gflops: number;
+  readonly dot_i8_peak_gops: number;
+  readonly dot_i16_peak_gops: number;
+}
+
+export interface E2EOptions {
+  /** Checkpoint directory, or "synthetic" for the demo's small random-weight checkpoint. */
+  readonly model: string;
+  readonly image?: string;
+  readonly promptTokens?: number;
+  readonly decodeTokens?: number;
+  readonly repeats?: number;
+  readonly visionRuns?: number;
+  readonly threads?: number;
+  readonly backend?: string;
+  /** A measured device bandwidth (GB/s, e.g. tools/gpu-probe.mjs's) the decode weight rate is set against. */
+  readonly cardGbS?: number;
+  /** Progress bars and lines on stderr (default true). */
+  readonly verbose?: boolean;
+}
+
+/** One op of a phase: time per phase unit (image / prompt / token), share, achieved rate vs limit. */
+export interface OpRow {
+  readonly label: string;
+  readonly ms: number;
+  readonly calls: number;
+  /** Percent of the phase's wall time. */
+  readonly share: number;
+  /** GB/s (memory-bound ops) or GFLOP/s (compute-bound); absent for the time outside the backend. */
+  readonly achieved?: number;
+  readonly limit?: number;
+  readonly unit?: "GB/s" | "GFLOP/s";
+  readonly limitName?: string;
+}
+
+export interface PhaseProfile {
+  readonly phase: "image" | "prefill" | "decode";
+  /** What `ms` of a row is per. */
+  readonly per: string;
+  readonly wallMs: number;
+  /**
+   * The phase's time if every op ran at its limit (memory-bound ops at the read limit, the others
+   * at their peak) and nothing ran outside the backend: Σ ms · min(1, achieved / limit).
+   */
+  readonly floorMs: number;
+  readonly ops: OpRow[];
+}
+
+export interface E2EResult {
+  /** load_s, vision_s, prefill_tps, decode_tps, peak_rss_gb and the supporting figures. */
+  readonly json: Record<string, number | string | number[]>;
+  readonly profiles: PhaseProfile[];
+}
+
+/** Limit and rate of one op stat: memory → GB/s against the read limit, else GFLOP/s against a peak. */
+function rate(s: OpStat, lim: Limits, prefillQ4: string): Pick<OpRow, "achieved" | "limit" | "unit" | "limitName"> {
+  if (s.ms <= 0) return {};
+  if (s.bound === "memory") return { achieved: s.bytes / s.ms / 1e6, limit: lim.mem_read_gbps, unit: "GB/s", limitName: "mem_read" };
+  if (s.bound === "q4" && prefillQ4 === "i8x3") {
+    // i8x3 executes 3 byte products per useful multiply-add (bench.ts, "GPTQ int4").
+    return { achieved: s.flop / s.ms / 1e6, limit: lim.dot_i8_peak_gops / 3, unit: "GFLOP/s", limitName: "dot_i8_peak/3" };
+  }
+  return { achieved: s.flop / s.ms / 1e6, limit: lim.simd_peak_gflops, unit: "GFLOP/s", limitName: "simd_peak" };
+}
+
+function profile(phase: PhaseProfile["phase"], per: string, units: number, wallMs: number, tb: TimedBackend, lim: Limits, prefillQ4: string): PhaseProfile {
+  const wall = wallMs / units;
+  const ops: OpRow[] = [...tb.stats.entries()]
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .map(([label, s]) => ({ label, ms: s.ms / units, calls: s.calls / units, share: (100 * s.ms) / wallMs, ...rate(s, lim, prefillQ4) }));
+  const outside = wall - tb.totalMs() / units;
+  const what = phase === "image" ? "image decode, resize, graph" : "graph, embedding, copies, argmax";
+  ops.push({ label: `outside the backend (${what})`, ms: Math.max(0, outside), calls: 0, share: Math.max(0, (100 * outside) / wall) });
+  // An op faster than its limit (small weights served from cache, not memory) counts as measured.
+  const floorMs = ops.reduce((a, o) => a + (o.achieved !== undefined && o.limit ? Math.min(o.ms, (o.ms * o.achieved) / o.limit) : 0), 0);
+  return { phase, per, wallMs: wall, floorMs, ops };
+}
+
+const peakRss = (): number => process.resourceUsage().maxRSS * 1024; // maxRSS is in KiB
+
+export async function runE2E(opts: E2EOptions, lim: Limits): Promise<E2EResult> {
+  const verbose = opts.verbose ?? true;
+  const log = (s: string): void => void (verbose && process.stderr.write(s + "\n"));
+  const promptTokens = opts.promptTokens ?? 300;
+  const decodeTokens = opts.decodeTokens ?? 64;
+  const repeats = opts.repeats ?? 3;
+  const visionRuns = opts.visionRuns ?? 2;
+  for (const [k, v] of Object.entries({ promptTokens, decodeTokens, repeats, visionRuns })) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`e2e: ${k} must be an integer ≥ 1, got ${v}`);
+  }
+  const image = path.resolve(opts.image ?? packageFile("test/fixtures/images/demo.jpeg"));
+  const dir = opts.model === "synthetic" ? syntheticCheckpoint(log) : path.resolve(opts.model);
+  const inner = await createBackend({ name: opts.backend ?? "wasm", threads: opts.threads });
+  const tb = new TimedBackend(inner);
+  // The GPTQ kernels this process's backend chose (its own start-up probe, autotune.ts).
+  const tuning = (inner as { tuning?: { decodeQ4: string; prefillQ4: string; reason: { decodeQ4: string; prefillQ4: string } } }).tuning;
+  const prefillQ4 = tuning?.prefillQ4 ?? "f32";
+  const json: Record<string, number | string | number[]> = { backend: inner.name, checkpoint: dir };
+  if (tuning) {
+    json.e2e_decode_q4 = tuning.decodeQ4;
+    json.e2e_prefill_q4 = tuning.prefillQ4;
+    json.e2e_decode_q4_reason = tuning.reason.decodeQ4;
+    json.e2e_prefill_q4_reason = tuning.reason.prefillQ4;
+  }
+  const profiles: PhaseProfile[] = [];
+  try {
+    // Load, with a progress bar over the checkpoint's bytes.
+    tb.recording = false;
+    const bar = new Progress("loading weights", { unit: "bytes", silent: !verbose });
+    let t = performance.now();
+    const model = await QwenVL.load(dir, { backend: tb, onProgress: (d, n) => bar.update(d, n) });
+    bar.done();
+    json.load_s = (performance.now() - t) / 1000;
+    json.rss_after_load_gb = process.memoryUsage().rss / 1e9;
+    log(`load: ${json.load_s.toFixed(1)} s, RSS ${json.rss_after_load_gb.toFixed(2)} GB (${inner.name})`);
+
+    // Vision: seconds per image (decode + resize to 448² + tower). The first run pays first-touch
+    // page faults of the scratch and V8's baseline code: it is reported apart (vision_first_s) and
+    // left out of the median when there are more runs. The last run is profiled.
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const vt: number[] = [];
+    let embeds = null as Awaited<ReturnType<QwenVL["encodeImage"]>> | null;
+    for (let i = 0; i < visionRuns; i++) {
+      tb.stats.clear();
+      tb.recording = i === visionRuns - 1;
+      t = performance.now();
+      embeds = await model.encodeImage(bytes, path.basename(image));
+      // The time ends when one row of the embeddings is on the host (a GPU backend may still be
+      // running the tower when encodeImage returns its handle).
+      await tb.read(tb.sliceRows(embeds, 0, 1));
+      vt.push((performance.now() - t) / 1000);
+      log(`  image ${i + 1}/${visionRuns}: ${vt[i].toFixed(2)} s`);
+    }
+    json.vision_first_s = vt[0];
+    json.vision_s = median(vt.length > 1 ? vt.slice(1) : vt);
+    json.vision_runs_s = vt.map((x) => Number(x.toFixed(3)));
+    json.vision_gflops = visionFlops(model.config) / json.vision_s / 1e9;
+    profiles.push(profile("image", "image", 1, vt[vt.length - 1] * 1000, tb, lim, prefillQ4));
+    json.vision_s_floor = profiles[0].floorMs / 1000;
+    log(`vision: ${json.vision_s.toFixed(2)} s/image, ${json.vision_gflops.toFixed(1)} GFLOP/s`);
+
+    // A ChatML prompt with one image, padded with text to the requested length (" cat" is one
+    // token, so the length is hit exactly once the image and template are in).
+    const ids = benchPrompt(model, image, promptTokens);
+    const cache = model.newCache(ids.length + decodeTokens + 1);
+    tb.stats.clear();
+    tb.recording = true;
+    t = performance.now();
+    const logits = await model.prefill(ids, cache, { imageEmbeds: [embeds!] });
+    const prefillMs = performance.now() - t;
+    json.prompt_tokens = ids.length;
+    json.prefill_s = prefillMs / 1000;
+    json.prefill_tps = ids.length / json.prefill_s;
+    json.prefill_gflops = prefillFlops(model.config, ids.length) / json.prefill_s / 1e9;
+    profiles.push(profile("prefill", `prompt of ${ids.length} tokens`, 1, prefillMs, tb, lim, prefillQ4));
+    json.prefill_tps_ceiling = (1000 * ids.length) / profiles[1].floorMs;
+    log(`prefill: ${ids.length} tokens in ${json.prefill_s.toFixed(2)} s = ${json.prefill_tps.toFixed(2)} tok/s (${json.prefill_gflops.toFixed(1)} GFLOP/s)`);
+
+    // Decode: `repeats` runs of `decodeTokens` greedy steps, each from the prompt (the cache is
+    // rewound to it: later positions are overwritten). tokens/s of each run; the median is reported.
+    const first = argmax(logits);
+    const rates: number[] = [];
+    let decodeMs = 0;
+    tb.stats.clear();
+    for (let r = 0; r < repeats; r++) {
+      cache.length = ids.length;
+      let next = first;
+      t = performance.now();
+      for (let i = 0; i < decodeTokens; i++) next = argmax(await model.decodeStep(next, cache));
+      const ms = performance.now() - t;
+      decodeMs += ms;
+      rates.push((1000 * decodeTokens) / ms);
+      log(`  decode run ${r + 1}/${repeats}: ${decodeTokens} tokens, ${rates[r].toFixed(2)} tok/s`);
+    }
+    json.decode_tps = median(rates);
+    json.decode_runs_tps = rates.map((x) => Number(x.toFixed(3)));
+    profiles.push(profile("decode", "token", repeats * decodeTokens, decodeMs, tb, lim, prefillQ4));
+    json.decode_tps_ceiling = 1000 / profiles[2].floorMs;
+    // What a token has to read: weights of every GEMV, K/V, activations (the decode floor's bytes).
+    json.decode_bytes_per_token = [...tb.stats.values()].reduce((a, st) => a + (st.bound === "memory" ? st.bytes : 0), 0) / (repeats * decodeTokens);
+    json.loadavg_1m_end = loadavg()[0]; // other processes on a shared machine (bench.ts records the start)
+    json.decode_weight_bytes = decodeWeightBytes(dir);
+    json.decode_weight_gb_s = (json.decode_weight_bytes * json.decode_tps) / 1e9;
+    if (opts.cardGbS) json.decode_weight_pct_of_card = (100 * json.decode_weight_gb_s) / opts.cardGbS;
+    json.kv_bytes_per_token = KvCache.bytesPerToken(model.config.llm);
+    json.peak_rss_gb = peakRss() / 1e9;
+    json.peak_rss_gib = peakRss() / 2 ** 30;
+    log(`decode: ${json.decode_tps.toFixed(2)} tok/s (median of ${repeats} runs of ${decodeTokens}); peak RSS ${json.peak_rss_gb.toFixed(2)} GB`);
+    model.disposeCache(cache);
+  } finally {
+    await disposeBackend(tb);
+  }
+  return { json, profiles };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       checkpoint: { type: "string" },
-      image: { type: "string", default: "test/fixtures/images/demo.jpeg" },
+      image: { type: "string" },
       "prompt-tokens": { type: "string", default: "300" },
-      "decode-tokens": { type: "string", default: "16" },
+      "decode-tokens": { type: "string", default: "64" },
+      repeats: { type: "string", default: "3" },
+      "vision-runs": { type: "string", default: "2" },
       backend: { type: "string", default: "wasm" },
       threads: { type: "string" },
-      "card-gb-s": { type: "string" },
       json: { type: "string" },
+      limits: { type: "string" },
+      quiet: { type: "boolean", default: false },
+      "card-gb-s": { type: "string" },
     },
   });
-  if (!values.checkpoint) throw new Error("e2e: --checkpoint DIR is required");
-  const promptTokens = Number(values["prompt-tokens"]);
-  const decodeTokens = Number(values["decode-tokens"]);
-  const backend = await createBackend({ name: values.backend!, threads: values.threads ? Number(values.threads) : undefined });
-  const out: Record<string, number | string> = { backend: backend.name, node_version: process.version };
-  try {
-    let t = performance.now();
-    const model = await QwenVL.load(values.checkpoint, { backend });
-    out.load_s = (performance.now() - t) / 1000;
-    out.rss_after_load_gib = process.memoryUsage().rss / 2 ** 30;
-    console.log(`load: ${out.load_s.toFixed(1)} s, RSS ${out.rss_after_load_gib.toFixed(2)} GiB (${backend.name})`);
-
-    // Vision: seconds per image (decode + resize + tower), median of 2 timed runs after a warm-up.
-    const bytes = new Uint8Array(fs.readFileSync(values.image!));
-    const visionTimes: number[] = [];
-    // A backend may return before its queued work has run: reading one row waits for it.
-    const encodeSynced = async (): Promise<Tensor> => {
-      const e = await model.encodeImage(bytes, values.image);
-      await backend.read(backend.sliceRows(e, 0, 1));
-      return e;
-    };
-    let embeds = await model.encodeImage(bytes, values.image);
-    for (let i = 0; i < 2; i++) {
-      backend.release(embeds);
-      t = performance.now();
-      embeds = await encodeSynced();
-      visionTimes.push((performance.now() - t) / 1000);
-    }
-    out.vision_s_per_image = median(visionTimes);
-    out.vision_gflops = visionFlops(model.config) / out.vision_s_per_image / 1e9;
-    console.log(`vision: ${out.vision_s_per_image.toFixed(2)} s/image, ${out.vision_gflops.toFixed(1)} GFLOP/s (${(visionFlops(model.config) / 1e12).toFixed(2)} TFLOP/image)`);
-
-    const ids = benchPrompt(model, values.image!, promptTokens);
-    const cache = model.newCache(ids.length + decodeTokens + 1);
-    t = performance.now();
-    const logits = await model.prefill(ids, cache, { imageEmbeds: [embeds] });
-    const prefillS = (performance.now() - t) / 1000;
-    out.prompt_tokens = ids.length;
-    out.prefill_tok_s = ids.length / prefillS;
-    out.prefill_gflops = prefillFlops(model.config, ids.length) / prefillS / 1e9;
-    console.log(`prefill: ${ids.length} tokens in ${prefillS.toFixed(2)} s = ${out.prefill_tok_s.toFixed(1)} tok/s (${out.prefill_gflops.toFixed(1)} GFLOP/s)`);
-
-    // Decode: greedy steps with the KV cache; median step time.
-    let next = argmax(logits);
-    const steps: number[] = [];
-    for (let i = 0; i < decodeTokens; i++) {
-      t = performance.now();
-      next = argmax(await model.decodeStep(next, cache));
-      steps.push((performance.now() - t) / 1000);
-    }
-    out.decode_tok_s = 1 / median(steps);
-    out.decode_tok_s_mean = steps.length / steps.reduce((a, b) => a + b, 0);
-    out.decode_weight_bytes = decodeWeightBytes(values.checkpoint);
-    out.decode_weight_gb_s = (out.decode_weight_bytes * out.decode_tok_s) / 1e9;
-    out.kv_bytes_per_token = KvCache.bytesPerToken(model.config.llm);
-    out.peak_rss_gib = peakRssGiB();
-    const card = values["card-gb-s"] ? Number(values["card-gb-s"]) : NaN;
-    const ofCard = card > 0 ? ` = ${((100 * out.decode_weight_gb_s) / card).toFixed(1)} % of ${card} GB/s` : "";
-    console.log(`decode: ${out.decode_tok_s.toFixed(2)} tok/s (median of ${decodeTokens} steps; mean ${out.decode_tok_s_mean.toFixed(2)})`);
-    console.log(`decode weights: ${(out.decode_weight_bytes / 1e9).toFixed(2)} GB/token → ${out.decode_weight_gb_s.toFixed(0)} GB/s${ofCard}`);
-    console.log(`KV cache: ${(out.kv_bytes_per_token / 2 ** 20).toFixed(3)} MiB/token; peak RSS ${out.peak_rss_gib.toFixed(2)} GiB`);
-    if (values.json) fs.writeFileSync(values.json, JSON.stringify(out, null, 2) + "\n");
-  } finally {
-    await disposeBackend(backend);
-  }
+  if (!values.checkpoint) throw new Error("e2e: --checkpoint DIR|synthetic is required (or: npm run bench -- --model DIR)");
+  // --limits: the limits bench.ts measured (it runs this file in a child process, so that peak RSS
+  // is the model's alone). Without it, a short measurement of the same limits.
+  const lim: Limits = values.limits ? (JSON.parse(values.limits) as Limits) : (await import("./bench.js")).measureLimits(values.threads ? Number(values.threads) : 2);
+  const r = await runE2E(
+    {
+      model: values.checkpoint,
+      image: values.image,
+      promptTokens: Number(values["prompt-tokens"]),
+      decodeTokens: Number(values["decode-tokens"]),
+      repeats: Number(values.repeats),
+      visionRuns: Number(values["vision-runs"]),
+      backend: values.backend,
+      threads: values.threads ? Number(values.threads) : undefined,
+      verbose: !values.quiet,
+      cardGbS: values["card-gb-s"] ? Number(values["card-gb-s"]) : undefined,
+    },
+    lim,
+  );
+  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ ...r.json, profiles: r.profiles }, null, 2) + "\n");
 }
 
-// Run only as a program: bench/webgpu-profile imports the helpers above.
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((e: Error) => {
     console.error(`e2e: ${e.message}`);
     process.exit(1);
