@@ -2,14 +2,18 @@
 import type { Backend } from "./backend.js";
 import { ReferenceBackend } from "../../reference/backend.js";
 import { WasmBackend } from "./wasm/backend.js";
+import { hardwareConcurrency, prepareKernelPlatform } from "./wasm/platform.node.js";
 
-/** Backend names, the default first. "auto": webgpu when an adapter exists, else wasm. */
+/**
+ * Backend names, the default first. "auto": webgpu when an adapter exists, else wasm. The CLI's
+ * --backend and the browser page's `backend` parameter pass the name through.
+ */
 export const BACKEND_NAMES = ["wasm", "wasm-fast", "reference", "webgpu", "auto"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendChoice {
   readonly name: string;
-  /** Worker threads for the WASM backend (default: available cores). */
+  /** Worker threads for the WASM backend (default: available cores; navigator.hardwareConcurrency in a browser). */
   readonly threads?: number;
   /** Where "auto" says which backend it fell back to (default: console.error). */
   readonly log?: (line: string) => void;
@@ -21,6 +25,17 @@ async function createWebGpu(): Promise<Backend> {
   return WebGpuBackend.create();
 }
 
+/**
+ * A browser fetches the kernel builds and starts the workers here, before the pool's synchronous
+ * constructor needs them (platform.browser.ts); Node has nothing to prepare.
+ */
+async function createWasm(choice: BackendChoice): Promise<Backend> {
+  const threads = choice.threads ?? hardwareConcurrency();
+  await prepareKernelPlatform(threads - 1);
+  // wasm-fast: int4 × int16 integer dot products for GPTQ layers (docs/kernels.md).
+  return new WasmBackend({ threads, precision: choice.name === "wasm-fast" ? "fast" : "f32" });
+}
+
 export async function createBackend(choice: BackendChoice): Promise<Backend> {
   if (choice.threads !== undefined && !(Number.isInteger(choice.threads) && choice.threads >= 1)) {
     throw new Error(`threads must be a positive integer, got ${choice.threads}`);
@@ -29,10 +44,8 @@ export async function createBackend(choice: BackendChoice): Promise<Backend> {
     case "reference":
       return new ReferenceBackend();
     case "wasm":
-      return new WasmBackend({ threads: choice.threads });
     case "wasm-fast":
-      // int4 × int16 integer dot products for GPTQ layers (docs/kernels.md).
-      return new WasmBackend({ threads: choice.threads, precision: "fast" });
+      return createWasm(choice);
     case "webgpu":
       return createWebGpu();
     case "auto":
@@ -40,7 +53,7 @@ export async function createBackend(choice: BackendChoice): Promise<Backend> {
         return await createWebGpu();
       } catch (e) {
         (choice.log ?? console.error)(`webgpu unavailable (${(e as Error).message}); using the wasm backend`);
-        return new WasmBackend({ threads: choice.threads });
+        return createWasm({ ...choice, name: "wasm" });
       }
     default:
       throw new Error(`unknown backend ${JSON.stringify(choice.name)}; choose one of: ${BACKEND_NAMES.join(", ")}`);

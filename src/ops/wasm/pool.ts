@@ -16,6 +16,8 @@ import type { KernelWorker } from "./platform.js";
 import { spawnKernelWorker } from "./platform.node.js";
 
 const GEN = 0, PENDING = 1, FN = 2, ARENA = 3, NARGS = 4, UNITS = 5, CMD = 6, ALIGN = 7, READY = 8, ERROR = 9;
+/** Kernel slices the workers ran since the last job ended (they count, the caller collects). */
+const SLICES = 10;
 export const CTL_INTS = 16;
 export const MAX_ARGS = 32;
 export const CMD_RUN = 0, CMD_ARENA = 1, CMD_EXIT = 2;
@@ -26,6 +28,16 @@ const STARTUP_TIMEOUT_MS = 30_000;
  * calls of the full model (prefill GEMMs, all-position logits) take seconds to tens of seconds here.
  */
 const JOB_TIMEOUT_MS = 300_000;
+
+let slicesInWorkers = 0;
+
+/**
+ * Kernel slices run by worker threads (not the calling thread) in this process or page so far:
+ * the evidence that ops really ran in parallel (the browser page reports it).
+ */
+export function workerSliceCount(): number {
+  return slicesInWorkers;
+}
 
 /** Thread t's share of `units` work units, in chunks of `align` units. */
 export function split(units: number, threads: number, t: number, align: number): [number, number] {
@@ -131,6 +143,7 @@ export class ThreadPool {
         throw new Error(`kernels: ${p} worker thread(s) did not finish ${cmd === CMD_RUN ? this.fnNames[fn] : "a pool command"} within ${JOB_TIMEOUT_MS / 1000} s`);
       }
     }
+    slicesInWorkers += Atomics.exchange(ctl, SLICES, 0);
     if (err) throw err;
     if (ctl[ERROR] !== 0) throw new Error(`kernels: a worker failed running ${this.fnNames[fn]} (see stderr)`);
   }
@@ -148,4 +161,4 @@ export class ThreadPool {
   }
 }
 
-export const CTL = { GEN, PENDING, FN, ARENA, NARGS, UNITS, CMD, ALIGN, READY, ERROR };
+export const CTL = { GEN, PENDING, FN, ARENA, NARGS, UNITS, CMD, ALIGN, READY, ERROR, SLICES };

@@ -47,6 +47,7 @@ for (;;) {
       if (e > s) {
         const args = Array.from(argv.subarray(0, ctl[CTL.NARGS]));
         instances[ctl[CTL.ARENA]][init.names[ctl[CTL.FN]]](...args, s, e, init.tid);
+        Atomics.add(ctl, CTL.SLICES, 1);
       }
     }
   } catch (e) {
