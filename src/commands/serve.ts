@@ -19,7 +19,8 @@ Routes:
   GET  /health                status and queue depth
   GET  /                      chat page: upload a picture, streamed answer, boxes drawn on it
   GET  /local.html            in-browser page: the model runs in the browser's own WebAssembly
-                              workers (needs --share-checkpoint or a checkpoint picked from disk)
+                              workers, from a checkpoint directory picked from disk (qwenvl web
+                              serves a checkpoint for it)
 
 Options:
 ${MODEL_FLAGS_HELP}
@@ -32,8 +33,6 @@ ${MODEL_FLAGS_HELP}
                        (default 178.96, Pillow's limit, what the reference accepts)
   --model-id NAME      the id reported by /v1/models (default: the checkpoint directory's name)
   --quiet              no progress bars or request log on stderr
-  --share-checkpoint   serve the model directory's *.json and *.safetensors at /checkpoint/, so that
-                       the in-browser page (/local.html) can load the model client-side
 
 Example (no real weights needed; replies are noise):
   qwenvl serve --model synthetic --port 8000
@@ -54,7 +53,6 @@ export async function runServe(argv: string[]): Promise<number> {
       "model-id": { type: "string" },
       "max-megapixels": { type: "string" },
       quiet: { type: "boolean", default: false },
-      "share-checkpoint": { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -76,7 +74,7 @@ export async function runServe(argv: string[]): Promise<number> {
   const modelId = values["model-id"] ?? (lm.synthetic ? "qwenvl-synthetic" : path.basename(lm.dir));
   const log = (s: string) => values.quiet || process.stderr.write(`${new Date().toISOString()} ${s}\n`);
   const server = createQwenServer({
-    model: lm.model, tokenizer: lm.tokenizer, modelId, imageRoot, queueSize, log, shareCheckpoint: values["share-checkpoint"],
+    model: lm.model, tokenizer: lm.tokenizer, modelId, imageRoot, queueSize, log,
     ...(maxBodyMb !== undefined ? { maxBodyBytes: maxBodyMb * 1048576 } : {}),
     ...(maxMegapixels !== undefined ? { maxMegapixels } : {}),
   });

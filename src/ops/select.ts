@@ -1,7 +1,7 @@
 // Choosing a backend by name: the CLI, the demo and the conformance runner all go through here.
 import type { Backend } from "./backend.js";
 import { ReferenceBackend } from "../../reference/backend.js";
-import { WasmBackend } from "./wasm/backend.js";
+import { WasmBackend, type DecodeQ4, type PrefillQ4 } from "./wasm/backend.js";
 import { hardwareConcurrency, prepareKernelPlatform } from "./wasm/platform.node.js";
 
 /**
@@ -17,6 +17,12 @@ export interface BackendChoice {
   readonly threads?: number;
   /** Where "auto" says which backend it fell back to (default: console.error). */
   readonly log?: (line: string) => void;
+  /**
+   * GPTQ kernels of the WASM backend (WasmBackendOptions.decodeQ4 / prefillQ4; default "auto", the
+   * timed probe). A page has no environment variables, so this is how it pins them.
+   */
+  readonly decodeQ4?: DecodeQ4 | "auto";
+  readonly prefillQ4?: PrefillQ4 | "auto";
 }
 
 async function createWebGpu(): Promise<Backend> {
@@ -33,7 +39,11 @@ async function createWasm(choice: BackendChoice): Promise<Backend> {
   const threads = choice.threads ?? hardwareConcurrency();
   await prepareKernelPlatform(threads - 1);
   // wasm-fast: int4 × int16 integer dot products for GPTQ layers (docs/kernels.md).
-  return new WasmBackend({ threads, precision: choice.name === "wasm-fast" ? "fast" : "f32" });
+  return new WasmBackend({
+    threads, precision: choice.name === "wasm-fast" ? "fast" : "f32",
+    ...(choice.decodeQ4 !== undefined ? { decodeQ4: choice.decodeQ4 } : {}),
+    ...(choice.prefillQ4 !== undefined ? { prefillQ4: choice.prefillQ4 } : {}),
+  });
 }
 
 export async function createBackend(choice: BackendChoice): Promise<Backend> {

@@ -4,9 +4,7 @@
 //   GET  /v1/models             the one model served
 //   GET  /health                liveness and queue depth
 //   GET  /                      the chat page (assets/web/), COOP/COEP headers for SharedArrayBuffer
-//   GET  /local.html            the in-browser page: the model runs client-side (docs/browser.md), with
-//        /browser/*             the browser bundle (dist/browser/), /tokenizer/qwen.tiktoken and,
-//        /checkpoint/*          with shareCheckpoint, the served checkpoint's .json/.safetensors files
+//   GET  /local.html            the in-browser page, the model runs client-side (local-page.ts, docs/browser.md)
 //
 // One generation runs at a time (the backend's worker threads are the whole machine); others
 // wait in a bounded FIFO and get 429 when it is full. A client that disconnects, waiting or
@@ -28,6 +26,7 @@ import type { Tensor } from "../ops/backend.js";
 import { ContextWindowError } from "../generate/generate.js";
 import { packageFile } from "../package-files.js";
 import { fontPackageDir } from "../product/font.js";
+import { isLocalPageRoute, serveLocalPage } from "./local-page.js";
 import { ApiError, finishReason, parseChatRequest, usage } from "./openai.js";
 
 export interface ServerOptions {
@@ -46,11 +45,6 @@ export interface ServerOptions {
   /** Image embeddings kept for later requests (by content hash); default 16. */
   readonly imageCacheEntries?: number;
   readonly log?: (line: string) => void;
-  /**
-   * Serve the model directory's checkpoint files (*.json, *.safetensors) at /checkpoint/ for the
-   * in-browser page. Default false: the weights are not handed out.
-   */
-  readonly shareCheckpoint?: boolean;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -122,19 +116,7 @@ const STATIC: Record<string, [file: string, type: string]> = {
   "/index.html": ["assets/web/index.html", "text/html; charset=utf-8"],
   "/app.js": ["assets/web/app.js", "text/javascript; charset=utf-8"],
   "/style.css": ["assets/web/style.css", "text/css; charset=utf-8"],
-  "/local.html": ["assets/web/local.html", "text/html; charset=utf-8"],
-  "/local.js": ["assets/web/local.js", "text/javascript; charset=utf-8"],
-  "/local-worker.js": ["assets/web/local-worker.js", "text/javascript; charset=utf-8"],
-  "/tokenizer/qwen.tiktoken": ["assets/qwen.tiktoken", "text/plain; charset=utf-8"],
 };
-
-/**
- * The in-browser page and its scripts compile WebAssembly (kernels, tokenizer, JPEG decoder),
- * which a CSP allows only with 'wasm-unsafe-eval' (CSP3 §6.1.2); the chat page keeps the stricter one.
- */
-const WASM_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'";
-const WASM_PAGES = new Set(["/local.html", "/local.js", "/local-worker.js"]);
-const BROWSER_TYPES: Record<string, string> = { js: "text/javascript; charset=utf-8", wasm: "application/wasm", map: "application/json" };
 
 /** Headers of every page and asset: cross-origin isolation (SharedArrayBuffer) and a strict CSP. */
 const PAGE_HEADERS = {
@@ -190,13 +172,6 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
   const log = o.log ?? (() => {});
   const created = Math.floor(Date.now() / 1000);
   const fonts = fontPackageDir();
-  // Absent when only tsc ran (npm run build makes it): the page's bundle routes then answer 404.
-  let browserDir = "";
-  try {
-    browserDir = packageFile("dist/browser");
-  } catch {
-    /* no bundle */
-  }
 
   async function completions(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const ac = new AbortController();
@@ -278,19 +253,11 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
       const m = /^\/fonts\/files\/([a-z0-9-]+\.woff2?)$/.exec(url);
       if (m) [file, type] = [path.join(fonts, "files", m[1]), m[1].endsWith("2") ? "font/woff2" : "font/woff"];
     }
-    let wasm = WASM_PAGES.has(url);
-    if (!file) {
-      // The bundle's own files and the checkpoint's: fixed directories, names without path syntax.
-      const b = /^\/browser\/([a-z0-9-]+\.(js|wasm|map)|[a-z0-9-]+\.js\.map)$/.exec(url);
-      const c = /^\/checkpoint\/([A-Za-z0-9_-][A-Za-z0-9._-]*\.(json|safetensors))$/.exec(url);
-      if (b && browserDir) [file, type, wasm] = [path.join(browserDir, b[1]), BROWSER_TYPES[b[1].split(".").pop()!], true];
-      else if (c && o.shareCheckpoint) [file, type] = [path.join(o.model.dir, c[1]), c[2] === "json" ? "application/json" : "application/octet-stream"];
-    }
-    if (!file || !fs.existsSync(file) || !fs.statSync(file).isFile()) return false;
-    const headers = { "Content-Type": type, "Content-Length": fs.statSync(file).size, "Cache-Control": "no-cache", ...PAGE_HEADERS, ...(wasm ? { "Content-Security-Policy": WASM_CSP } : {}) };
-    res.writeHead(200, headers);
-    // Streamed: checkpoint shards are gigabytes.
-    fs.createReadStream(file).pipe(res);
+    if (!file) return serveLocalPage(url, res);
+    if (!file || !fs.existsSync(file)) return false;
+    const data = fs.readFileSync(file);
+    res.writeHead(200, { "Content-Type": type, "Content-Length": data.length, "Cache-Control": "no-cache", ...PAGE_HEADERS });
+    res.end(data);
     return true;
   }
 
@@ -301,7 +268,7 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
         if (req.method !== "POST") throw new ApiError(405, `${req.method} ${url}: use POST`, "invalid_request_error", null, "method_not_allowed");
         return completions(req, res);
       }
-      const known = url === "/v1/models" || url === "/health" || url in STATIC || /^\/(fonts|browser|checkpoint)\//.test(url);
+      const known = url === "/v1/models" || url === "/health" || url in STATIC || url.startsWith("/fonts/") || isLocalPageRoute(url);
       if (known && req.method !== "GET" && req.method !== "HEAD") throw new ApiError(405, `${req.method} ${url}: use GET`, "invalid_request_error", null, "method_not_allowed");
       if (url === "/v1/models") {
         return sendJson(res, 200, { object: "list", data: [{ id: o.modelId, object: "model", created, owned_by: "qwenvl" }] });

@@ -17,12 +17,18 @@ export const PLATFORM = "browser";
 
 /** The DOM's Worker and worker-global surfaces used here (the project compiles without DOM types). */
 interface WebWorker {
-  postMessage(message: unknown): void;
+  postMessage(message: unknown, transfer?: unknown[]): void;
   terminate(): void;
   addEventListener(type: "message" | "error", fn: (e: { data?: unknown; message?: string }) => void): void;
   removeEventListener(type: "message" | "error", fn: (e: { data?: unknown; message?: string }) => void): void;
 }
+interface Port {
+  postMessage(message: unknown): void;
+  onmessage: ((e: { data: unknown }) => void) | null;
+  close(): void;
+}
 interface BrowserGlobals {
+  MessageChannel: new () => { port1: Port; port2: Port };
   Worker: new (url: URL, options: { type: "module"; name?: string }) => WebWorker;
   navigator?: { hardwareConcurrency?: number };
   fetch(url: URL): Promise<{ ok: boolean; status: number; arrayBuffer(): Promise<ArrayBuffer> }>;
@@ -37,7 +43,12 @@ const START_TIMEOUT_MS = 30_000;
 const KERNEL_FILES = ["kernels.wasm", "kernels-relaxed.wasm"];
 
 const kernelBytes = new Map<string, Uint8Array>();
-const started: WebWorker[] = [];
+/** A started worker and our end of the channel it listens on. */
+interface Started {
+  readonly worker: WebWorker;
+  readonly port: Port;
+}
+const started: Started[] = [];
 
 /** navigator.hardwareConcurrency (logical cores), 1 where the browser does not say. */
 export function hardwareConcurrency(): number {
@@ -68,14 +79,25 @@ export async function prepareKernelPlatform(workers: number): Promise<void> {
   started.push(...fresh);
 }
 
-function startWorker(): Promise<WebWorker> {
+function startWorker(): Promise<Started> {
   const w = new g.Worker(new URL("./kernel-worker.js", import.meta.url), { type: "module", name: "qwenvl-kernels" });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`kernels: a worker did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+    // Start data and arena memories go through a MessageChannel: a WebAssembly.Module posted
+    // straight to a nested worker was seen (Chromium 156) to wait for the poster's event loop,
+    // which the pool blocks, while one posted on an entangled port arrives. Transferring the port
+    // itself needs the event loop too, so the worker acknowledges it before the pool may use it.
+    let port: Port | null = null;
     const onMessage = (e: { data?: unknown }) => {
-      if ((e.data as { listening?: boolean } | undefined)?.listening !== true) return;
-      done();
-      resolve(w);
+      const d = e.data as { listening?: boolean; entangled?: boolean } | undefined;
+      if (d?.listening === true && !port) {
+        const channel = new g.MessageChannel();
+        port = channel.port1;
+        w.postMessage({ port: channel.port2 }, [channel.port2]);
+      } else if (d?.entangled === true && port) {
+        done();
+        resolve({ worker: w, port });
+      }
     };
     const onError = (e: { message?: string }) => fail(new Error(`kernels: worker script failed: ${e.message ?? "unknown error"}`));
     const done = () => {
@@ -107,8 +129,14 @@ export function spawnKernelWorker(init: WorkerInit): KernelWorker {
         "before the pool (createBackend() does it for its thread count)",
     );
   }
-  w.postMessage({ init });
-  return { post: (message) => w.postMessage({ message }), terminate: () => w.terminate() };
+  w.port.postMessage({ init });
+  return {
+    post: (message) => w.port.postMessage({ message }),
+    terminate: () => {
+      w.port.close();
+      w.worker.terminate();
+    },
+  };
 }
 
 /** Worker side: announce that the script runs, then hand out the start data and later messages in order. */
@@ -117,6 +145,12 @@ export function kernelWorkerChannel(): Promise<WorkerChannel> {
   const waiting: ((m: unknown) => void)[] = [];
   return new Promise((resolve) => {
     g.addEventListener("message", (e) => {
+      const port = (e.data as { port?: Port }).port;
+      if (!port) return;
+      port.onmessage = onPortMessage;
+      g.postMessage({ entangled: true });
+    });
+    const onPortMessage = (e: { data: unknown }) => {
       const d = e.data as { init?: WorkerInit; message?: unknown };
       if (d.init) {
         resolve({
@@ -128,7 +162,7 @@ export function kernelWorkerChannel(): Promise<WorkerChannel> {
       const next = waiting.shift();
       if (next) next(d.message);
       else queue.push(d.message);
-    });
+    };
     g.postMessage({ listening: true });
   });
 }
