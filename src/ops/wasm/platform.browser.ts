@@ -60,10 +60,12 @@ export function hardwareConcurrency(): number {
  * started), waiting until each has loaded its script and listens for start data.
  */
 export async function prepareKernelPlatform(workers: number): Promise<void> {
-  if (workers > 0 && typeof SharedArrayBuffer === "undefined") {
+  // The kernels are built for shared memories (asconfig.json sharedMemory), one thread or many.
+  if (typeof SharedArrayBuffer === "undefined") {
     throw new Error(
       "kernels: SharedArrayBuffer is unavailable: the page must be cross-origin isolated " +
-        "(Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp; docs/browser.md), or use threads: 1",
+        "(Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp; docs/browser.md); " +
+        "the reference backend runs without it",
     );
   }
   await Promise.all(
