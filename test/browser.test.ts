@@ -46,6 +46,36 @@ async function nodeResult(): Promise<{ backend: string; ids: number[]; promptIds
   }
 }
 
+describe("qwenvl web routes", function () {
+  this.timeout(60_000);
+  let s: Served;
+  before(async () => (s = await serve(["--checkpoint", CHECKPOINT], "web")));
+  after(async () => s?.stop());
+
+  it("serves the page, the bundle and the checkpoint's files, cross-origin isolated, and nothing else", async () => {
+    const get = (p: string, init?: RequestInit) => fetch(s.url + p, init);
+    const page = await get("/local.html");
+    expect(page.status).to.equal(200);
+    expect(page.headers.get("cross-origin-opener-policy")).to.equal("same-origin");
+    expect(page.headers.get("cross-origin-embedder-policy")).to.equal("require-corp");
+    expect(page.headers.get("content-security-policy")).to.contain("script-src 'self' 'wasm-unsafe-eval'");
+    expect((await get("/")).url).to.match(/\/local\.html$/);
+    for (const [p, type] of [["/browser/qwenvl.js", "text/javascript"], ["/browser/kernels.wasm", "application/wasm"], ["/browser/tiktoken_bg.wasm", "application/wasm"], ["/checkpoint/config.json", "application/json"]]) {
+      const r = await get(p);
+      expect(r.status, p).to.equal(200);
+      expect(r.headers.get("content-type"), p).to.contain(type);
+      expect(r.headers.get("cross-origin-embedder-policy"), p).to.equal("require-corp");
+    }
+    const shard = await get("/checkpoint/model-00001-of-00002.safetensors");
+    expect(Buffer.from(await shard.arrayBuffer()).equals(readFileSync(CHECKPOINT + "/model-00001-of-00002.safetensors"))).to.equal(true);
+    // Path syntax, other extensions and other directories are not files of these routes.
+    for (const p of ["/checkpoint/..%2F..%2F..%2Fpackage.json", "/checkpoint/%2e%2e/config.json", "/checkpoint/config.txt", "/browser/../package.json", "/package.json", "/browser/missing.js"]) {
+      expect((await get(p)).status, p).to.equal(404);
+    }
+    expect((await get("/local.html", { method: "POST" })).status).to.equal(405);
+  });
+});
+
 describe("in-browser page in headless Chromium", function () {
   this.timeout(120_000);
   let s: Served;
