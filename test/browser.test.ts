@@ -25,10 +25,14 @@ const MAX_NEW_TOKENS = 16;
 const KERNELS = { decodeQ4: "f32", prefillQ4: "f32" } as const;
 const THREADS = 2;
 
-interface LoadReport { backend: string; threads: number; crossOriginIsolated: boolean; sharedArrayBuffer: boolean; ms: Record<string, number> }
+interface LoadReport { label: string; backend: string; threads: number; crossOriginIsolated: boolean; sharedArrayBuffer: boolean; ms: Record<string, number> }
 interface RunReport { ids: number[]; promptIds: number[]; reply: string; workerSlices: number; finishReason: string; ms: Record<string, number> }
 
-async function nodeResult(): Promise<{ backend: string; ids: number[]; promptIds: number[] }> {
+let nodeRun: Promise<{ backend: string; ids: number[]; promptIds: number[] }> | undefined;
+/** Node's run of the same pipeline, computed once for the cases below. */
+const nodeResult = () => (nodeRun ??= computeNodeResult());
+
+async function computeNodeResult(): Promise<{ backend: string; ids: number[]; promptIds: number[] }> {
   const backend = await createBackend({ name: "wasm", threads: THREADS, ...KERNELS });
   try {
     const model = await QwenVL.load(CHECKPOINT, { backend });
@@ -129,6 +133,25 @@ describe("in-browser page in headless Chromium", function () {
     expect(await page.textContent("#reply")).to.equal(run.reply);
     expect(errors).to.deep.equal([]);
     console.log(`    chromium: load ${Math.round(load.ms.total)} ms (workers ${Math.round(load.ms.backend)}, fetch ${Math.round(load.ms.fetch)}, weights ${Math.round(load.ms.model)}, tokenizer ${Math.round(load.ms.tokenizer)}); image ${Math.round(run.ms.image)} ms, prefill ${Math.round(run.ms.prefill)} ms, decode ${Math.round(run.ms.decode)} ms`);
+    await page.close();
+  });
+
+  it("loads a checkpoint directory picked from disk (MemorySource) to the same reply", async () => {
+    const page = await browser.newPage();
+    await page.goto(`${s.url}/local.html?threads=${THREADS}&decodeQ4=${KERNELS.decodeQ4}&prefillQ4=${KERNELS.prefillQ4}`);
+    await page.setInputFiles("#checkpoint-dir", CHECKPOINT);
+    await page.click("#load-button");
+    await page.waitForSelector("#status[data-state]");
+    expect(await page.getAttribute("#status", "data-state"), await page.textContent("#status") ?? "").to.equal("loaded");
+    expect(((await page.evaluate("window.qwenvlLocal.load")) as { label: string }).label).to.equal("checkpoint");
+    await page.setInputFiles("#file", DEMO);
+    await page.waitForSelector("#attachments img");
+    await page.fill("#prompt", PROMPT);
+    await page.fill("#max-tokens", String(MAX_NEW_TOKENS));
+    await page.click("#send");
+    await page.waitForSelector('#status[data-state="done"], #status[data-state="error"]');
+    expect(await page.getAttribute("#status", "data-state"), await page.textContent("#status") ?? "").to.equal("done");
+    expect(((await page.evaluate("window.qwenvlLocal.run")) as RunReport).ids).to.deep.equal((await nodeResult()).ids);
     await page.close();
   });
 
