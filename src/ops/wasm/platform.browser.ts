@@ -85,10 +85,12 @@ function startWorker(): Promise<Started> {
   const w = new g.Worker(new URL("./kernel-worker.js", import.meta.url), { type: "module", name: "qwenvl-kernels" });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`kernels: a worker did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
-    // Start data and arena memories go through a MessageChannel: a WebAssembly.Module posted
-    // straight to a nested worker was seen (Chromium 156) to wait for the poster's event loop,
-    // which the pool blocks, while one posted on an entangled port arrives. Transferring the port
-    // itself needs the event loop too, so the worker acknowledges it before the pool may use it.
+    // Start data and arena memories go through a MessageChannel. Seen in Chromium 156: messages
+    // posted straight to the nested worker just before the pool blocked in Atomics.wait (the
+    // start data; a port being transferred) did not arrive until the poster's event loop ran,
+    // while messages on an already entangled port arrive during the wait. So the port is
+    // transferred here, while this thread still runs its event loop, and the worker acknowledges
+    // it before the pool may use it.
     let port: Port | null = null;
     const onMessage = (e: { data?: unknown }) => {
       const d = e.data as { listening?: boolean; entangled?: boolean } | undefined;
