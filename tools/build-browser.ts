@@ -33,6 +33,9 @@ const twins: Plugin = {
     // Dynamic imports of Node modules sit behind a runtime check for Node (src/image/inflate.ts,
     // jpeg.ts) and never run in a browser: they stay as they are.
     b.onResolve({ filter: /^node:/ }, (args) => (args.kind === "dynamic-import" ? { path: args.path, external: true } : undefined));
+    // The `webgpu` package is Dawn for Node; a browser has navigator.gpu (src/ops/webgpu/device.ts
+    // imports the package only where that is missing).
+    b.onResolve({ filter: /^webgpu$/ }, (args) => (args.kind === "dynamic-import" ? { path: args.path, external: true } : undefined));
     const builtins = new RegExp(`^(node:)?(${NODE_BUILTINS.join("|")})$`);
     b.onResolve({ filter: builtins }, () => ({ path: join(ROOT, "src/browser/node-builtins.ts") }));
   },
