@@ -7,6 +7,7 @@ import { runDemo } from "./demo.js";
 import { runChat } from "./commands/chat.js";
 import { runDrawBoxes } from "./commands/draw-boxes.js";
 import { runServe } from "./commands/serve.js";
+import { runWeb } from "./commands/web.js";
 import { UsageError } from "./commands/common.js";
 
 const HELP = `qwenvl — Qwen-VL-Chat in TypeScript + WebAssembly
@@ -17,6 +18,8 @@ Usage:
                                      one-shot reply with --prompt, else an interactive session
   qwenvl serve --model DIR [--host H] [--port P] [--image-root DIR]
                                      OpenAI-compatible HTTP API and a chat page at /
+  qwenvl web [--checkpoint DIR] [--port P]
+                                     the in-browser page: the model runs client-side (docs/browser.md)
   qwenvl draw-boxes --image IMG --text RESPONSE --out OUT.png
                                      draw a response's <ref>/<box> markup on a picture
   qwenvl conformance --cases DIR [--images DIR] [--backend NAME] [--threads N]
@@ -91,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
       return runServe(rest);
     case "draw-boxes":
       return runDrawBoxes(rest);
+    case "web":
+      return runWeb(rest);
     case undefined:
     case "help":
     case "--help":

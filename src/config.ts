@@ -16,8 +16,8 @@
 //   loadModelConfig(dir: string): ModelConfig
 //   parseGenerationConfig(json: unknown, file?: string): GenerationDefaults
 //   loadGenerationDefaults(dir: string): GenerationDefaults
-import * as fs from "node:fs";
-import * as path from "node:path";
+import { DirectorySource } from "./io/directory.js";
+import type { CheckpointSource } from "./io/source.js";
 
 export interface GptqQuantization {
   readonly bits: number;
@@ -159,10 +159,10 @@ function asObject(json: unknown, file: string): Obj {
   return json as Obj;
 }
 
-function readJson(file: string): unknown {
+function readJson(file: string, read: () => string): unknown {
   let text: string;
   try {
-    text = fs.readFileSync(file, "utf8");
+    text = read();
   } catch (e) {
     throw new Error(`${file}: cannot read (${(e as Error).message})`);
   }
@@ -253,10 +253,21 @@ export function parseModelConfig(json: unknown, file = "config.json", quantizeJs
 
 /** Reads `dir`/config.json (and `dir`/quantize_config.json when present). */
 export function loadModelConfig(dir: string): ModelConfig {
-  const file = path.join(dir, "config.json");
-  const qfile = path.join(dir, "quantize_config.json");
-  const quantize = fs.existsSync(qfile) ? readJson(qfile) : undefined;
-  return parseModelConfig(readJson(file), file, quantize);
+  return loadModelConfigFrom(new DirectorySource(dir));
+}
+
+/** config.json (and quantize_config.json when present) of any checkpoint source (src/io/source.ts). */
+export function loadModelConfigFrom(source: CheckpointSource): ModelConfig {
+  const json = (name: string) => readJson(source.path(name), () => source.readText(name));
+  const quantize = source.kind("quantize_config.json") !== null ? json("quantize_config.json") : undefined;
+  return parseModelConfig(json("config.json"), source.path("config.json"), quantize);
+}
+
+/** generation_config.json of a checkpoint source, or null when it has none. */
+export function loadGenerationDefaultsFrom(source: CheckpointSource): GenerationDefaults | null {
+  const name = "generation_config.json";
+  if (source.kind(name) === null) return null;
+  return parseGenerationConfig(readJson(source.path(name), () => source.readText(name)), source.path(name));
 }
 
 /**
@@ -280,6 +291,7 @@ export function parseGenerationConfig(json: unknown, file = "generation_config.j
 }
 
 export function loadGenerationDefaults(dir: string): GenerationDefaults {
-  const file = path.join(dir, "generation_config.json");
-  return parseGenerationConfig(readJson(file), file);
+  const source = new DirectorySource(dir);
+  const name = "generation_config.json";
+  return parseGenerationConfig(readJson(source.path(name), () => source.readText(name)), source.path(name));
 }

@@ -4,10 +4,10 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-
 /** Absolute path of `relPath` under the nearest directory above this module that holds package.json and it. */
 export function packageFile(relPath: string): string {
+  // Computed per call, not at import: the browser bundle imports this module without a file system.
+  const HERE = dirname(fileURLToPath(import.meta.url));
   for (let dir = HERE; ; dir = dirname(dir)) {
     const candidate = join(dir, relPath);
     if (existsSync(join(dir, "package.json")) && existsSync(candidate)) return candidate;

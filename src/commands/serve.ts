@@ -18,6 +18,9 @@ Routes:
   GET  /v1/models             the served model
   GET  /health                status and queue depth
   GET  /                      chat page: upload a picture, streamed answer, boxes drawn on it
+  GET  /local.html            in-browser page: the model runs in the browser's own WebAssembly
+                              workers, from a checkpoint directory picked from disk (qwenvl web
+                              serves a checkpoint for it)
 
 Options:
 ${MODEL_FLAGS_HELP}

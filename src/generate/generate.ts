@@ -98,7 +98,12 @@ function checkOptions<C>(model: CausalLM<C>, o: GenerateOptions): number {
 /** Positions reserved up front for the reply (a long reply grows the cache). */
 const INITIAL_REPLY_ROOM = 128;
 
-const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/**
+ * A macrotask turn between tokens (so that aborts and other events are seen): setImmediate under
+ * Node; browsers have none, and setTimeout(0) there costs at most the 4 ms nesting clamp.
+ */
+const yieldTurn: (fn: () => void) => unknown = typeof setImmediate === "function" ? setImmediate : (fn) => setTimeout(fn, 0);
+const nextTick = (): Promise<void> => new Promise((resolve) => yieldTurn(resolve));
 
 /**
  * Generates after `promptIds`, yielding each new token id as soon as it is chosen; the generator's

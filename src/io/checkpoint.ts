@@ -9,7 +9,8 @@
 //   type ProgressFn = (bytesDone: number, bytesTotal: number) => void
 //   class Checkpoint
 //     static open(dirOrFile: string, options?: { onProgress?: ProgressFn }): Checkpoint
-//     readonly dir: string
+//     static fromSource(source: CheckpointSource, options?): Checkpoint   same layouts and checks, any source (source.ts)
+//     readonly dir: string               the directory, or the source's label (e.g. a base URL)
 //     readonly layout: "single" | "sharded"
 //     readonly files: readonly SafetensorsFile[]
 //     readonly totalBytes: number        sum of all tensor sizes (what reading everything costs)
@@ -23,6 +24,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { SafetensorsFile, type RawTensor, type TensorInfo } from "./safetensors.js";
+import { DirectorySource } from "./directory.js";
+import type { CheckpointSource } from "./source.js";
 
 export type ProgressFn = (bytesDone: number, bytesTotal: number) => void;
 
@@ -35,6 +38,8 @@ export class Checkpoint {
   readonly totalBytes: number;
 
   private constructor(
+    /** Where the files are: names in messages come from source.path(). */
+    readonly source: CheckpointSource,
     readonly dir: string,
     readonly layout: "single" | "sharded",
     readonly files: readonly SafetensorsFile[],
@@ -56,29 +61,39 @@ export class Checkpoint {
     const onProgress = options.onProgress ?? null;
     if (!fs.existsSync(dirOrFile)) throw new Error(`checkpoint ${dirOrFile}: no such file or directory`);
     if (fs.statSync(dirOrFile).isFile()) {
-      return Checkpoint.single(path.dirname(dirOrFile), dirOrFile, onProgress);
+      return Checkpoint.single(new DirectorySource(path.dirname(dirOrFile)), SafetensorsFile.open(dirOrFile), onProgress);
     }
-    const dir = dirOrFile;
-    const index = path.join(dir, INDEX_FILE);
-    if (fs.existsSync(index)) return Checkpoint.sharded(dir, index, onProgress);
-    const single = path.join(dir, SINGLE_FILE);
-    if (fs.existsSync(single)) return Checkpoint.single(dir, single, onProgress);
-    const bins = fs.readdirSync(dir).filter((f) => f.endsWith(".bin"));
+    return Checkpoint.fromSource(new DirectorySource(dirOrFile), options);
+  }
+
+  /**
+   * Opens the checkpoint files of `source`: model.safetensors.index.json and its shards
+   * (sharded), or model.safetensors (single file).
+   */
+  static fromSource(source: CheckpointSource, options: { onProgress?: ProgressFn } = {}): Checkpoint {
+    const onProgress = options.onProgress ?? null;
+    const dir = source.label;
+    if (source.kind(INDEX_FILE) !== null) return Checkpoint.sharded(source, onProgress);
+    if (source.kind(SINGLE_FILE) !== null) {
+      return Checkpoint.single(source, SafetensorsFile.fromFile(source.open(SINGLE_FILE), source.path(SINGLE_FILE)), onProgress);
+    }
+    const bins = source.list().filter((f) => f.endsWith(".bin"));
     const hint = bins.length > 0 ? ` (found ${bins.join(", ")}: PyTorch pickles are not read; convert them to safetensors)` : "";
     throw new Error(`checkpoint ${dir}: neither ${INDEX_FILE} nor ${SINGLE_FILE} found${hint}`);
   }
 
-  private static single(dir: string, file: string, onProgress: ProgressFn | null): Checkpoint {
-    const f = SafetensorsFile.open(file);
+  private static single(source: CheckpointSource, f: SafetensorsFile, onProgress: ProgressFn | null): Checkpoint {
     const where = new Map<string, SafetensorsFile>();
     for (const n of f.names()) where.set(n, f);
-    return new Checkpoint(dir, "single", [f], where, null, onProgress);
+    return new Checkpoint(source, source.label, "single", [f], where, null, onProgress);
   }
 
-  private static sharded(dir: string, indexPath: string, onProgress: ProgressFn | null): Checkpoint {
+  private static sharded(source: CheckpointSource, onProgress: ProgressFn | null): Checkpoint {
+    const dir = source.label;
+    const indexPath = source.path(INDEX_FILE);
     let index: unknown;
     try {
-      index = JSON.parse(fs.readFileSync(indexPath, "utf8"));
+      index = JSON.parse(source.readText(INDEX_FILE));
     } catch (e) {
       throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`);
     }
@@ -99,11 +114,11 @@ export class Checkpoint {
       if (typeof shard !== "string" || shard === "" || shard === "." || shard === ".." || /[/\\\0]/.test(shard)) {
         throw new Error(`${indexPath}: tensor "${name}" maps to ${JSON.stringify(shard)}, expected a file name in ${dir}`);
       }
-      const shardPath = path.join(dir, shard);
-      if (!fs.existsSync(shardPath)) {
+      const kind = source.kind(shard);
+      if (kind === null) {
         throw new Error(`${indexPath}: tensor "${name}" is in shard "${shard}", which is missing from ${dir}`);
       }
-      if (!fs.statSync(shardPath).isFile()) {
+      if (kind !== "file") {
         throw new Error(`${indexPath}: tensor "${name}" is in shard "${shard}", which is not a regular file`);
       }
     }
@@ -113,7 +128,7 @@ export class Checkpoint {
       for (const s of (shardNames as string[]).sort()) {
         let f: SafetensorsFile;
         try {
-          f = SafetensorsFile.open(path.join(dir, s));
+          f = SafetensorsFile.fromFile(source.open(s), source.path(s));
         } catch (e) {
           const listed = Object.keys(weightMap).filter((n) => weightMap[n] === s);
           const more = listed.length > 1 ? ` and ${listed.length - 1} more` : "";
@@ -136,7 +151,7 @@ export class Checkpoint {
           }
         }
       }
-      return new Checkpoint(dir, "sharded", files, where, indexTotalSize, onProgress);
+      return new Checkpoint(source, dir, "sharded", files, where, indexTotalSize, onProgress);
     } catch (e) {
       for (const f of files) f.close();
       throw e;

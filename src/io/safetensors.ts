@@ -8,7 +8,7 @@
 //   and must cover the data area exactly (no overlaps, no holes).
 //
 // Opening parses and validates the header only. `readBytes`/`read` then fetch one tensor with
-// fs.readSync at its position into a fresh, aligned buffer: a 10 GB file is never slurped and a
+// a positioned read (fs.readSync on disk, a copy for in-memory files: source.ts) into a fresh, aligned buffer: a 10 GB file is never slurped and a
 // tensor exists once in memory. Every error names the file, the tensor and what is wrong.
 //
 // API
@@ -18,6 +18,7 @@
 //   interface RawTensor { info: TensorInfo; data: TensorData }   (F16/BF16 data = raw Uint16Array bits)
 //   class SafetensorsFile
 //     static open(path: string): SafetensorsFile
+//     static fromFile(file: RandomAccessFile, path: string): SafetensorsFile   (takes ownership of file)
 //     readonly path, fileSize, headerLength, dataStart, metadata: Record<string,string> | null
 //     names(): string[]; has(name): boolean; info(name): TensorInfo
 //     readBytes(name, onBytes?: (n: number) => void, dest?: Uint8Array): Uint8Array
@@ -25,8 +26,8 @@
 //     close(): void
 //   DTYPE_BYTES: Record<DType, number>
 //   encodeHeader(entries: {name, dtype, shape}[], metadata?): { header: Uint8Array; offsets: [number, number][]; dataBytes: number }
-import * as fs from "node:fs";
-import * as os from "node:os";
+import { openFile } from "./directory.js";
+import type { RandomAccessFile } from "./source.js";
 
 export type DType = "F16" | "BF16" | "F32" | "F64" | "I8" | "U8" | "I32" | "I64";
 
@@ -74,7 +75,7 @@ const MAX_HEADER_BYTES = 100_000_000;
 // readSync call exceeds the 2 GiB limit of the underlying read(2) wrapper.
 const READ_SLICE_BYTES = 64 << 20;
 
-if (os.endianness() !== "LE") {
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error("safetensors: tensors are little-endian; this reader needs a little-endian machine");
 }
 
@@ -87,11 +88,11 @@ function numel(shape: readonly number[]): number {
 }
 
 /** Reads exactly `length` bytes at `position` or throws naming what was being read. */
-function readExactly(fd: number, buf: Uint8Array, position: number, what: string, onBytes?: (n: number) => void): void {
+function readExactly(file: RandomAccessFile, buf: Uint8Array, position: number, what: string, onBytes?: (n: number) => void): void {
   let done = 0;
   while (done < buf.length) {
     const want = Math.min(READ_SLICE_BYTES, buf.length - done);
-    const n = fs.readSync(fd, buf, done, want, position + done);
+    const n = file.read(buf, done, want, position + done);
     if (n === 0) {
       throw new Error(`${what}: unexpected end of file after ${done} of ${buf.length} bytes (file changed while open?)`);
     }
@@ -103,17 +104,17 @@ function readExactly(fd: number, buf: Uint8Array, position: number, what: string
 export class SafetensorsFile {
   readonly metadata: Readonly<Record<string, string>> | null;
   private readonly tensors: Map<string, TensorInfo>;
-  private fd: number | null;
+  private file: RandomAccessFile | null;
 
   private constructor(
     readonly path: string,
-    fd: number,
+    file: RandomAccessFile,
     readonly fileSize: number,
     readonly headerLength: number,
     metadata: Record<string, string> | null,
     tensors: Map<string, TensorInfo>,
   ) {
-    this.fd = fd;
+    this.file = file;
     this.metadata = metadata;
     this.tensors = tensors;
   }
@@ -124,15 +125,16 @@ export class SafetensorsFile {
   }
 
   static open(path: string): SafetensorsFile {
-    const fd = fs.openSync(path, "r");
+    return SafetensorsFile.fromFile(openFile(path), path);
+  }
+
+  /** Parses the header of an opened file named `path` in messages; closes the file if that fails. */
+  static fromFile(file: RandomAccessFile, path: string): SafetensorsFile {
     try {
-      const stat = fs.fstatSync(fd);
-      if (!stat.isFile()) throw new Error(`${path}: not a regular file`);
-      const fileSize = stat.size;
-      const { headerLength, metadata, tensors } = parseHeader(fd, path, fileSize);
-      return new SafetensorsFile(path, fd, fileSize, headerLength, metadata, tensors);
+      const { headerLength, metadata, tensors } = parseHeader(file, path, file.size);
+      return new SafetensorsFile(path, file, file.size, headerLength, metadata, tensors);
     } catch (e) {
-      fs.closeSync(fd);
+      file.close();
       throw e;
     }
   }
@@ -158,12 +160,12 @@ export class SafetensorsFile {
    */
   readBytes(name: string, onBytes?: (n: number) => void, dest?: Uint8Array): Uint8Array {
     const t = this.info(name);
-    if (this.fd === null) throw new Error(`${this.path}: read of "${name}" after close()`);
+    if (this.file === null) throw new Error(`${this.path}: read of "${name}" after close()`);
     if (dest && dest.byteLength !== t.byteLength) {
       throw new Error(`${this.path}: tensor "${name}" has ${t.byteLength} bytes, destination holds ${dest.byteLength}`);
     }
     const buf = dest ?? new Uint8Array(t.byteLength);
-    readExactly(this.fd, buf, t.offset, `${this.path}: tensor "${name}"`, onBytes);
+    readExactly(this.file, buf, t.offset, `${this.path}: tensor "${name}"`, onBytes);
     return buf;
   }
 
@@ -205,13 +207,13 @@ export class SafetensorsFile {
   }
 
   close(): void {
-    if (this.fd !== null) fs.closeSync(this.fd);
-    this.fd = null;
+    this.file?.close();
+    this.file = null;
   }
 }
 
 function parseHeader(
-  fd: number,
+  file: RandomAccessFile,
   path: string,
   fileSize: number,
 ): { headerLength: number; metadata: Record<string, string> | null; tensors: Map<string, TensorInfo> } {
@@ -219,7 +221,7 @@ function parseHeader(
     throw new Error(`${path}: truncated file: ${fileSize} bytes, shorter than the 8-byte header length`);
   }
   const lenBytes = new Uint8Array(8);
-  readExactly(fd, lenBytes, 0, `${path}: header length`);
+  readExactly(file, lenBytes, 0, `${path}: header length`);
   const len64 = new DataView(lenBytes.buffer).getBigUint64(0, true);
   if (len64 > BigInt(fileSize - 8)) {
     throw new Error(`${path}: header length ${len64} runs past the end of the file (${fileSize} bytes)`);
@@ -229,7 +231,7 @@ function parseHeader(
     throw new Error(`${path}: header length ${headerLength} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`);
   }
   const headerBytes = new Uint8Array(headerLength);
-  readExactly(fd, headerBytes, 8, `${path}: header`);
+  readExactly(file, headerBytes, 8, `${path}: header`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));

@@ -15,6 +15,7 @@
 //   class VarBuilder implements WeightSource
 //     constructor(ckpt: Checkpoint, quantization: GptqQuantization | null, options?: VarBuilderOptions)
 //     static open(dir, options?: VarBuilderOptions & { onProgress?: ProgressFn }): { vb; config: ModelConfig; checkpoint: Checkpoint }
+//     static openSource(source: CheckpointSource, options?): the same from any source (src/io/source.ts)
 //   interface VarBuilderOptions { allocate?: (byteLength, name) => Uint8Array }   read weights straight into caller memory
 //     pp(prefix): VarBuilder; path(name): string; has(name): boolean
 //     info(name): TensorInfo
@@ -23,14 +24,15 @@
 //     linear(name, spec: LinearSpec): LinearWeights
 //     used(): ReadonlySet<string>                     full names read so far (shared by all pp() children)
 //     unused(): string[]                              checkpoint tensors never read
-import * as path from "node:path";
 import type { DenseWeights, GptqWeights, LinearWeights } from "../ops/backend.js";
 import type { LinearSpec, WeightSource } from "./weights.js";
 import { Checkpoint, type ProgressFn } from "./checkpoint.js";
+import { DirectorySource } from "./directory.js";
+import type { CheckpointSource } from "./source.js";
 import type { RawTensor, TensorInfo } from "./safetensors.js";
 import { bf16ArrayToF32, f16ArrayToF32 } from "./fp16.js";
 import { describeNonFinite, firstNonFinite, type FloatKind } from "./finite.js";
-import { loadModelConfig, type GptqQuantization, type ModelConfig } from "../config.js";
+import { loadModelConfigFrom, type GptqQuantization, type ModelConfig } from "../config.js";
 
 /** A float tensor as stored: f16/bf16 raw bits, or f32. */
 export interface HalfTensor {
@@ -77,8 +79,16 @@ export class VarBuilder implements WeightSource {
     dir: string,
     options: VarBuilderOptions & { onProgress?: ProgressFn } = {},
   ): { vb: VarBuilder; config: ModelConfig; checkpoint: Checkpoint } {
-    const config = loadModelConfig(dir);
-    const checkpoint = Checkpoint.open(dir, options);
+    return VarBuilder.openSource(new DirectorySource(dir), options);
+  }
+
+  /** Opens the checkpoint files and config.json of `source`. */
+  static openSource(
+    source: CheckpointSource,
+    options: VarBuilderOptions & { onProgress?: ProgressFn } = {},
+  ): { vb: VarBuilder; config: ModelConfig; checkpoint: Checkpoint } {
+    const config = loadModelConfigFrom(source);
+    const checkpoint = Checkpoint.fromSource(source, options);
     return { vb: new VarBuilder(checkpoint, config.llm.quantization, options), config, checkpoint };
   }
 
@@ -114,7 +124,7 @@ export class VarBuilder implements WeightSource {
     const full = this.path(name);
     const info = this.checkpoint.info(full);
     if (!sameShape(info.shape, shape)) {
-      throw new Error(`${info.file}: tensor "${full}" has shape ${fmt(info.shape)}, but the config implies ${fmt(shape)} (${path.join(this.checkpoint.dir, "config.json")})`);
+      throw new Error(`${info.file}: tensor "${full}" has shape ${fmt(info.shape)}, but the config implies ${fmt(shape)} (${this.checkpoint.source.path("config.json")})`);
     }
     if (!dtypes.includes(info.dtype)) {
       throw new Error(`${info.file}: tensor "${full}" has dtype ${info.dtype}, expected ${dtypes.join(" or ")}`);

@@ -11,6 +11,7 @@
 // API
 //   class QwenVL
 //     static async load(dir, { backend, onProgress? }): Promise<QwenVL>
+//     static async loadFrom(source: CheckpointSource, options): Promise<QwenVL>   any source (src/io/source.ts: fetched bytes)
 //     readonly dir, config: ModelConfig, generation: GenerationDefaults | null, decoder, vision, backend
 //     imageStartId, maxContext, vocabSize
 //     async encodeImage(bytes, name?, { maxMegapixels?, trace? }?): Promise<Tensor>   file bytes → [256, C]
@@ -21,12 +22,12 @@
 //     async prefill(ids, cache, { imageEmbeds?, logitsFor?, onBlock? }): Float32Array [R·V]
 //     async decodeStep(id, cache): Float32Array [V]
 //     static cacheBytesPerToken(config): number
-import * as fs from "node:fs";
-import * as path from "node:path";
 import type { Backend, Tensor } from "../ops/backend.js";
 import { VarBuilder } from "../io/var-builder.js";
 import type { ProgressFn } from "../io/checkpoint.js";
-import { loadGenerationDefaults, type GenerationDefaults, type ModelConfig, type QwenConfig } from "../config.js";
+import { DirectorySource } from "../io/directory.js";
+import type { CheckpointSource } from "../io/source.js";
+import { loadGenerationDefaultsFrom, type GenerationDefaults, type ModelConfig, type QwenConfig } from "../config.js";
 import { VisionTower, type TraceFn } from "./vision.js";
 import { KvCache, QwenDecoder, type ForwardOptions } from "./qwen.js";
 import { preprocessImage } from "../image/preprocess.js";
@@ -56,17 +57,22 @@ export class QwenVL {
 
   /** Loads config.json, generation_config.json (optional) and every weight from `dir`. */
   static async load(dir: string, options: QwenVLLoadOptions): Promise<QwenVL> {
-    const { vb, config, checkpoint } = VarBuilder.open(dir, { onProgress: options.onProgress });
+    return QwenVL.loadFrom(new DirectorySource(dir), options);
+  }
+
+  /** The same from any checkpoint source; `dir` becomes the source's label. */
+  static async loadFrom(source: CheckpointSource, options: QwenVLLoadOptions): Promise<QwenVL> {
+    const dir = source.label;
+    const { vb, config, checkpoint } = VarBuilder.openSource(source, { onProgress: options.onProgress });
     try {
       const llm = config.llm;
       if (config.visual.outputDim !== llm.hiddenSize) {
-        throw new Error(`${path.join(dir, "config.json")}: visual.output_dim ${config.visual.outputDim} must equal hidden_size ${llm.hiddenSize} (image embeddings replace token embeddings)`);
+        throw new Error(`${source.path("config.json")}: visual.output_dim ${config.visual.outputDim} must equal hidden_size ${llm.hiddenSize} (image embeddings replace token embeddings)`);
       }
       if (config.visual.imageStartId + 2 >= llm.vocabSize) {
-        throw new Error(`${path.join(dir, "config.json")}: visual.image_start_id ${config.visual.imageStartId} (+2 for <imgpad>) is outside vocab_size ${llm.vocabSize}`);
+        throw new Error(`${source.path("config.json")}: visual.image_start_id ${config.visual.imageStartId} (+2 for <imgpad>) is outside vocab_size ${llm.vocabSize}`);
       }
-      const genFile = path.join(dir, "generation_config.json");
-      const generation = fs.existsSync(genFile) ? loadGenerationDefaults(dir) : null;
+      const generation = loadGenerationDefaultsFrom(source);
       const vision = VisionTower.load(vb, config.visual, options.backend);
       const decoder = QwenDecoder.load(vb, llm, options.backend);
       return new QwenVL(dir, config, generation, decoder, vision, options.backend);

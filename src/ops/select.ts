@@ -1,24 +1,49 @@
 // Choosing a backend by name: the CLI, the demo and the conformance runner all go through here.
 import type { Backend } from "./backend.js";
 import { ReferenceBackend } from "../../reference/backend.js";
-import { WasmBackend } from "./wasm/backend.js";
+import { WasmBackend, type DecodeQ4, type PrefillQ4 } from "./wasm/backend.js";
+import { hardwareConcurrency, prepareKernelPlatform } from "./wasm/platform.node.js";
 
-/** Backend names, the default first. "auto": webgpu when an adapter exists, else wasm. */
+/**
+ * Backend names, the default first. "auto": webgpu when an adapter exists, else wasm. The CLI's
+ * --backend and the browser page's `backend` parameter pass the name through.
+ */
 export const BACKEND_NAMES = ["wasm", "wasm-fast", "reference", "webgpu", "auto"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendChoice {
   readonly name: string;
-  /** Worker threads for the WASM backend (default: available cores). */
+  /** Worker threads for the WASM backend (default: available cores; navigator.hardwareConcurrency in a browser). */
   readonly threads?: number;
   /** Where "auto" says which backend it fell back to (default: console.error). */
   readonly log?: (line: string) => void;
+  /**
+   * GPTQ kernels of the WASM backend (WasmBackendOptions.decodeQ4 / prefillQ4; default "auto", the
+   * timed probe). A page has no environment variables, so this is how it pins them.
+   */
+  readonly decodeQ4?: DecodeQ4 | "auto";
+  readonly prefillQ4?: PrefillQ4 | "auto";
 }
 
 async function createWebGpu(): Promise<Backend> {
   // Dynamic import: the CPU paths never load the WebGPU code nor the `webgpu` package.
   const { WebGpuBackend } = await import("./webgpu/backend.js");
   return WebGpuBackend.create();
+}
+
+/**
+ * A browser fetches the kernel builds and starts the workers here, before the pool's synchronous
+ * constructor needs them (platform.browser.ts); Node has nothing to prepare.
+ */
+async function createWasm(choice: BackendChoice): Promise<Backend> {
+  const threads = choice.threads ?? hardwareConcurrency();
+  await prepareKernelPlatform(threads - 1);
+  // wasm-fast: int4 × int16 integer dot products for GPTQ layers (docs/kernels.md).
+  return new WasmBackend({
+    threads, precision: choice.name === "wasm-fast" ? "fast" : "f32",
+    ...(choice.decodeQ4 !== undefined ? { decodeQ4: choice.decodeQ4 } : {}),
+    ...(choice.prefillQ4 !== undefined ? { prefillQ4: choice.prefillQ4 } : {}),
+  });
 }
 
 export async function createBackend(choice: BackendChoice): Promise<Backend> {
@@ -29,10 +54,8 @@ export async function createBackend(choice: BackendChoice): Promise<Backend> {
     case "reference":
       return new ReferenceBackend();
     case "wasm":
-      return new WasmBackend({ threads: choice.threads });
     case "wasm-fast":
-      // int4 × int16 integer dot products for GPTQ layers (docs/kernels.md).
-      return new WasmBackend({ threads: choice.threads, precision: "fast" });
+      return createWasm(choice);
     case "webgpu":
       return createWebGpu();
     case "auto":
@@ -40,7 +63,7 @@ export async function createBackend(choice: BackendChoice): Promise<Backend> {
         return await createWebGpu();
       } catch (e) {
         (choice.log ?? console.error)(`webgpu unavailable (${(e as Error).message}); using the wasm backend`);
-        return new WasmBackend({ threads: choice.threads });
+        return createWasm({ ...choice, name: "wasm" });
       }
     default:
       throw new Error(`unknown backend ${JSON.stringify(choice.name)}; choose one of: ${BACKEND_NAMES.join(", ")}`);

@@ -4,6 +4,7 @@
 //   GET  /v1/models             the one model served
 //   GET  /health                liveness and queue depth
 //   GET  /                      the chat page (assets/web/), COOP/COEP headers for SharedArrayBuffer
+//   GET  /local.html            the in-browser page, the model runs client-side (local-page.ts, docs/browser.md)
 //
 // One generation runs at a time (the backend's worker threads are the whole machine); others
 // wait in a bounded FIFO and get 429 when it is full. A client that disconnects, waiting or
@@ -25,6 +26,7 @@ import type { Tensor } from "../ops/backend.js";
 import { ContextWindowError } from "../generate/generate.js";
 import { packageFile } from "../package-files.js";
 import { fontPackageDir } from "../product/font.js";
+import { isLocalPageRoute, serveLocalPage } from "./local-page.js";
 import { ApiError, finishReason, parseChatRequest, usage } from "./openai.js";
 
 export interface ServerOptions {
@@ -251,6 +253,7 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
       const m = /^\/fonts\/files\/([a-z0-9-]+\.woff2?)$/.exec(url);
       if (m) [file, type] = [path.join(fonts, "files", m[1]), m[1].endsWith("2") ? "font/woff2" : "font/woff"];
     }
+    if (!file) return serveLocalPage(url, res);
     if (!file || !fs.existsSync(file)) return false;
     const data = fs.readFileSync(file);
     res.writeHead(200, { "Content-Type": type, "Content-Length": data.length, "Cache-Control": "no-cache", ...PAGE_HEADERS });
@@ -265,7 +268,7 @@ export function createQwenServer(o: ServerOptions): http.Server & { queue: Gener
         if (req.method !== "POST") throw new ApiError(405, `${req.method} ${url}: use POST`, "invalid_request_error", null, "method_not_allowed");
         return completions(req, res);
       }
-      const known = url === "/v1/models" || url === "/health" || url in STATIC || url.startsWith("/fonts/");
+      const known = url === "/v1/models" || url === "/health" || url in STATIC || url.startsWith("/fonts/") || isLocalPageRoute(url);
       if (known && req.method !== "GET" && req.method !== "HEAD") throw new ApiError(405, `${req.method} ${url}: use GET`, "invalid_request_error", null, "method_not_allowed");
       if (url === "/v1/models") {
         return sendJson(res, 200, { object: "list", data: [{ id: o.modelId, object: "model", created, owned_by: "qwenvl" }] });

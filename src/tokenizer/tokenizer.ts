@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageFile } from "../package-files.js";
-import { Tiktoken } from "tiktoken/lite";
+import { Tiktoken, initBpeCore } from "./bpe-core.node.js";
 import { findImageSpans, imageSpanIds, replaceClosedTag, type ImageSpan } from "./image-spans.js";
 import {
   ALL_SPECIAL, BOX_END_TAG, BOX_START_TAG, ENDOFTEXT, IMAGE_END_TAG, IMAGE_PAD_TAG, IMAGE_START_TAG,
@@ -108,6 +108,21 @@ export class QwenTokenizer {
       throw new Error(`QwenTokenizer.load: cannot read ranks file ${vocabPath}: ${(e as Error).message}`);
     }
     return new QwenTokenizer(text, vocabPath);
+  }
+
+  /**
+   * Builds a tokenizer from the bytes of a ranks file (UTF-8), e.g. a fetched qwen.tiktoken. Async
+   * because a browser instantiates the BPE core's WebAssembly first (bpe-core.browser.ts).
+   */
+  static async fromVocabBytes(bytes: Uint8Array | ArrayBuffer, source = "<ranks bytes>"): Promise<QwenTokenizer> {
+    await initBpeCore();
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch {
+      throw new Error(`QwenTokenizer: ranks file ${source} is not valid UTF-8`);
+    }
+    return new QwenTokenizer(text, source);
   }
 
   /** Builds a tokenizer from the text of a ranks file. */

@@ -12,10 +12,10 @@ export interface Served {
   stop(): Promise<void>;
 }
 
-/** Starts `qwenvl serve --port 0 ...` and resolves with its URL once it listens. */
-export function serve(args: string[]): Promise<Served> {
+/** Starts `qwenvl serve --port 0 ...` (or another listening command) and resolves with its URL once it listens. */
+export function serve(args: string[], command: "serve" | "web" = "serve"): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [CLI, command, "--port", "0", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 60_000);

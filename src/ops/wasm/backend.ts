@@ -1,7 +1,7 @@
 // WasmBackend: the Backend interface (src/ops/backend.ts) on the AssemblyScript SIMD kernels.
 // Each method is a thin wrapper: check shapes, stage inputs in arena scratch, run one kernel over
 // the thread pool (strides and splits decided here), copy the result out.
-import { availableParallelism } from "node:os";
+import { hardwareConcurrency as availableParallelism } from "./platform.node.js";
 import {
   Tensor, type AttentionOptions, type Backend, type Linear, type LinearWeights, type ZerosOptions,
 } from "../backend.js";

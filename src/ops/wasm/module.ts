@@ -1,8 +1,8 @@
 // Loading the kernel module: two builds of assembly/ (asconfig.json), chosen at run time.
 // Relaxed SIMD (fused multiply-add) is used when the engine validates the relaxed build
-// (Node 24 does by default); otherwise the plain SIMD128 build. Never requires flags.
-import { readFileSync } from "node:fs";
-import { packageFile } from "../../package-files.js";
+// (Node 24 and current Chromium do by default); otherwise the plain SIMD128 build. Never requires
+// flags. The bytes come from the platform layer (platform.node.ts: build/; browsers: fetched first).
+import { readKernelBytes } from "./platform.node.js";
 
 export type SimdFlavour = "relaxed" | "simd128";
 
@@ -18,17 +18,10 @@ const cache = new Map<string, KernelModule>();
 export function loadKernels(want: SimdFlavour | "auto" = "auto"): KernelModule {
   const hit = cache.get(want);
   if (hit) return hit;
-  const read = (name: string): Uint8Array => {
-    try {
-      return readFileSync(packageFile(`build/${name}`));
-    } catch (e) {
-      throw new Error(`kernels: cannot read build/${name} (run \`npm run build:wasm\`): ${(e as Error).message}`);
-    }
-  };
   let flavour: SimdFlavour = "simd128";
   let bytes: Uint8Array | undefined;
   if (want !== "simd128") {
-    const relaxed = read("kernels-relaxed.wasm");
+    const relaxed = readKernelBytes("kernels-relaxed.wasm");
     if (WebAssembly.validate(relaxed)) {
       flavour = "relaxed";
       bytes = relaxed;
@@ -36,7 +29,7 @@ export function loadKernels(want: SimdFlavour | "auto" = "auto"): KernelModule {
       throw new Error("kernels: this engine does not support relaxed SIMD (build/kernels-relaxed.wasm does not validate)");
     }
   }
-  if (!bytes) bytes = read("kernels.wasm");
+  if (!bytes) bytes = readKernelBytes("kernels.wasm");
   const k = { module: new WebAssembly.Module(bytes), flavour };
   cache.set(want, k);
   return k;

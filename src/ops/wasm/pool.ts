@@ -1,6 +1,7 @@
 // Thread pool over shared WebAssembly memories.
 //
-// The calling thread is thread 0; threads 1..T−1 are worker_threads, each holding one kernel
+// The calling thread is thread 0; threads 1..T−1 are workers (Node worker_threads or Web Workers,
+// started through the platform layer: platform.node.ts / platform.browser.ts), each holding one kernel
 // instance per arena (same shared memory, so everyone sees the same weights and scratch).
 // One op = one "job": the caller writes (kernel, arena, arguments, number of work units) into a
 // small shared control block, bumps a generation counter and notifies; every thread runs its slice
@@ -9,12 +10,14 @@
 // which waits after doing its own slice. That barrier costs one Atomics.notify/wait pair.
 // Kernels take (…args, start, end, tid) — see assembly/index.ts.
 //
-// Workers are unref()'d: blocked in Atomics.wait, they never keep the process alive.
-// dispose() stops them explicitly.
-import { Worker, MessageChannel, type MessagePort } from "node:worker_threads";
+// Under Node, workers never keep the process alive (platform.node.ts); dispose() stops them explicitly.
 import type { Arena } from "./arena.js";
+import type { KernelWorker } from "./platform.js";
+import { spawnKernelWorker } from "./platform.node.js";
 
 const GEN = 0, PENDING = 1, FN = 2, ARENA = 3, NARGS = 4, UNITS = 5, CMD = 6, ALIGN = 7, READY = 8, ERROR = 9;
+/** Kernel slices the workers ran since the last job ended (they count, the caller collects). */
+const SLICES = 10;
 export const CTL_INTS = 16;
 export const MAX_ARGS = 32;
 export const CMD_RUN = 0, CMD_ARENA = 1, CMD_EXIT = 2;
@@ -25,6 +28,16 @@ const STARTUP_TIMEOUT_MS = 30_000;
  * calls of the full model (prefill GEMMs, all-position logits) take seconds to tens of seconds here.
  */
 const JOB_TIMEOUT_MS = 300_000;
+
+let slicesInWorkers = 0;
+
+/**
+ * Kernel slices run by worker threads (not the calling thread) in this process or page so far:
+ * the evidence that ops really ran in parallel (the browser page reports it).
+ */
+export function workerSliceCount(): number {
+  return slicesInWorkers;
+}
 
 /** Thread t's share of `units` work units, in chunks of `align` units. */
 export function split(units: number, threads: number, t: number, align: number): [number, number] {
@@ -38,8 +51,7 @@ export class ThreadPool {
   readonly threads: number;
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
-  private readonly workers: Worker[] = [];
-  private readonly ports: MessagePort[] = [];
+  private readonly workers: KernelWorker[] = [];
   private readonly fnIds = new Map<string, number>();
   private disposed = false;
 
@@ -55,15 +67,7 @@ export class ThreadPool {
     this.ctl = new Int32Array(sab, 0, CTL_INTS);
     this.args = new Float64Array(sab, CTL_INTS * 4, MAX_ARGS);
     for (let t = 1; t < this.threads; t++) {
-      const { port1, port2 } = new MessageChannel();
-      const w = new Worker(new URL("./worker.js", import.meta.url), {
-        workerData: { tid: t, threads: this.threads, module, control: sab, names: fnNames, port: port2, memory: firstArena.memory },
-        transferList: [port2],
-      });
-      w.unref();
-      port1.unref();
-      this.workers.push(w);
-      this.ports.push(port1);
+      this.workers.push(spawnKernelWorker({ tid: t, threads: this.threads, module, control: sab, names: fnNames, memory: firstArena.memory }));
     }
     // Wait (blocking) until every worker has instantiated the kernels: ops are synchronous.
     // A worker that fails to start reports through ERROR (worker.ts); one that never starts at all
@@ -72,7 +76,7 @@ export class ThreadPool {
     const deadline = Date.now() + STARTUP_TIMEOUT_MS;
     for (let ready = Atomics.load(this.ctl, READY); ready < want; ready = Atomics.load(this.ctl, READY)) {
       if (this.ctl[ERROR] !== 0 || Date.now() > deadline) {
-        for (const w of this.workers) void w.terminate();
+        for (const w of this.workers) w.terminate();
         throw new Error(
           `kernels: ${want - ready} of ${want} worker threads did not start` +
             (this.ctl[ERROR] !== 0 ? " (see stderr)" : ` within ${STARTUP_TIMEOUT_MS / 1000} s`),
@@ -85,7 +89,7 @@ export class ThreadPool {
   /** Make a new arena known to every worker (each instantiates the kernels on its memory). */
   addArena(arena: Arena): void {
     if (this.workers.length === 0) return;
-    for (const p of this.ports) p.postMessage({ id: arena.id, memory: arena.memory });
+    for (const w of this.workers) w.post({ id: arena.id, memory: arena.memory });
     this.job(CMD_ARENA, 0, arena.id, [], 0, 1);
   }
 
@@ -139,6 +143,7 @@ export class ThreadPool {
         throw new Error(`kernels: ${p} worker thread(s) did not finish ${cmd === CMD_RUN ? this.fnNames[fn] : "a pool command"} within ${JOB_TIMEOUT_MS / 1000} s`);
       }
     }
+    slicesInWorkers += Atomics.exchange(ctl, SLICES, 0);
     if (err) throw err;
     if (ctl[ERROR] !== 0) throw new Error(`kernels: a worker failed running ${this.fnNames[fn]} (see stderr)`);
   }
@@ -152,9 +157,8 @@ export class ThreadPool {
     this.ctl[CMD] = CMD_EXIT;
     Atomics.add(this.ctl, GEN, 1);
     Atomics.notify(this.ctl, GEN);
-    for (const w of this.workers) void w.terminate();
-    for (const p of this.ports) p.close();
+    for (const w of this.workers) w.terminate();
   }
 }
 
-export const CTL = { GEN, PENDING, FN, ARENA, NARGS, UNITS, CMD, ALIGN, READY, ERROR };
+export const CTL = { GEN, PENDING, FN, ARENA, NARGS, UNITS, CMD, ALIGN, READY, ERROR, SLICES };

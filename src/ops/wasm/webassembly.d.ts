@@ -20,4 +20,11 @@ declare namespace WebAssembly {
   }
   type BufferSource = ArrayBufferView | ArrayBuffer;
   function validate(bytes: BufferSource): boolean;
+  interface WebAssemblyInstantiatedSource {
+    module: Module;
+    instance: Instance;
+  }
+  type Imports = Record<string, Record<string, unknown>>;
+  function instantiate(bytes: BufferSource, imports?: Imports): Promise<WebAssemblyInstantiatedSource>;
+  function compile(bytes: BufferSource): Promise<Module>;
 }
