@@ -129,7 +129,8 @@ export function* tensorSlices(t: TensorPlan, seed: number): Generator<Uint8Array
   const esize = DTYPE_BYTES[t.dtype];
   const f = t.fill;
   const rng = f.kind === "float" || f.kind === "random-u32" ? streamFor(seed, t.name) : null;
-  const raw = new Uint32Array(SLICE_ELEMS / 2 + 2);
+  // u32 words: I32 slices use count words (two per draw), F16 slices count / 2.
+  const raw = new Uint32Array(SLICE_ELEMS + 4);
   const buf = new ArrayBuffer(SLICE_ELEMS * esize);
   for (let start = 0; start < n; start += SLICE_ELEMS) {
     const count = Math.min(SLICE_ELEMS, n - start);
