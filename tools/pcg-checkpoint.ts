@@ -8,7 +8,12 @@
 //   F16 (float fill {mean, halfWidth}): each u64 gives four 16-bit indices k (bits 0-15 first);
 //       value = f16RNE(mean + halfWidth · ((2k + 1)/65536 − 1)), each operation an IEEE double op,
 //       rounded once to binary16, ties to even — the same 65,536 levels as make-checkpoint.ts.
-//   I32 random (qweight): each u64 gives two words, low 32 bits first.
+//   I32 qweight: each u64 gives two words, low 32 bits first; a nibble drawn as 0 becomes 8, so the
+//       levels q − 8 are symmetric (−7..7, mean 0) like a real symmetric GPTQ checkpoint's. (Uniform
+//       0..15 has mean −0.5: every output then shares a shift ∝ Σx, the residual stream develops a
+//       common mode that RMSNorm turns into Σx ∝ hidden size, and 32 layers amplify it into a
+//       hidden state of rms ~2500 whose greedy decode repeats one token — measured with plain
+//       uniform nibbles.)
 //   I32 constant (qzeros) and g_idx (i / group size): no draws.
 //
 //   npx node dist/tools/pcg-checkpoint.js --config tiny|full|config.json --out DIR [--seed N]
@@ -27,7 +32,7 @@ import { createHash } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { parseModelConfig } from "../src/config.js";
 import { DTYPE_BYTES, encodeHeader } from "../src/io/safetensors.js";
-import { DEFAULT_SHARD_SIZE, PRESETS, configsDir, planShards, tensorList, type TensorPlan } from "./make-checkpoint.js";
+import { DEFAULT_SHARD_SIZE, PRESETS, configsDir, planShards, tensorList, type TensorPlan as BasePlan } from "./make-checkpoint.js";
 import { streamFor } from "./pcg64.js";
 
 /** binary16 limits: 2^−14 is the smallest normal, 65520 the first value that rounds to infinity. */
@@ -74,6 +79,18 @@ export function f16Levels(mean: number, halfWidth: number): Uint16Array {
   return t;
 }
 
+/** make-checkpoint's tensor plan, with qweight's fill replaced by the centred nibbles above. */
+export type TensorPlan = Omit<BasePlan, "fill"> & { readonly fill: BasePlan["fill"] | { readonly kind: "q4-centred" } };
+
+/** Per nibble of each word: 0 → 8 (bit 0 of `t` marks a non-zero nibble). */
+export function centreNibbles(w: Uint32Array): void {
+  for (let i = 0; i < w.length; i++) {
+    const x = w[i];
+    const t = (x | (x >>> 1) | (x >>> 2) | (x >>> 3)) & 0x11111111;
+    w[i] = x | ((~t & 0x11111111) << 3);
+  }
+}
+
 export interface ShardPlan {
   readonly file: string;
   readonly tensors: readonly TensorPlan[];
@@ -94,8 +111,11 @@ export function checkpointPlan(
   shardMap?: Readonly<Record<string, string>>,
 ): CheckpointPlan {
   const config = parseModelConfig(configJson, "config");
-  const plans = tensorList(config, "int4");
-  const { names, shards } = planShards(plans, DEFAULT_SHARD_SIZE, shardMap);
+  const centred = (t: BasePlan): TensorPlan =>
+    t.name.endsWith(".qweight") && t.fill.kind === "random-u32" ? { ...t, fill: { kind: "q4-centred" } } : t;
+  const split = planShards(tensorList(config, "int4"), DEFAULT_SHARD_SIZE, shardMap);
+  const names = split.names;
+  const shards = split.shards.map((s) => s.map(centred));
   const metadata = { format: "pt" };
   const textFiles: Record<string, string> = {
     "config.json": JSON.stringify(configJson, null, 2) + "\n",
@@ -128,7 +148,7 @@ export function* tensorSlices(t: TensorPlan, seed: number): Generator<Uint8Array
   const n = t.shape.reduce((a, b) => a * b, 1);
   const esize = DTYPE_BYTES[t.dtype];
   const f = t.fill;
-  const rng = f.kind === "float" || f.kind === "random-u32" ? streamFor(seed, t.name) : null;
+  const rng = f.kind === "float" || f.kind === "random-u32" || f.kind === "q4-centred" ? streamFor(seed, t.name) : null;
   // u32 words: I32 slices use count words (two per draw), F16 slices count / 2.
   const raw = new Uint32Array(SLICE_ELEMS + 4);
   const buf = new ArrayBuffer(SLICE_ELEMS * esize);
@@ -143,9 +163,11 @@ export function* tensorSlices(t: TensorPlan, seed: number): Generator<Uint8Array
       for (let i = 0; i < count; i++) out[i] = table[idx[i]];
     } else if (t.dtype !== "I32") {
       throw new Error(`tensor ${t.name}: ${f.kind} fill in ${t.dtype}; expected I32`);
-    } else if (f.kind === "random-u32") {
+    } else if (f.kind === "random-u32" || f.kind === "q4-centred") {
       rng!.fillU32(raw, Math.ceil(count / 2));
-      new Uint32Array(buf, 0, count).set(raw.subarray(0, count));
+      const o = new Uint32Array(buf, 0, count);
+      o.set(raw.subarray(0, count));
+      if (f.kind === "q4-centred") centreNibbles(o);
     } else if (f.kind === "const-u32") {
       new Uint32Array(buf, 0, count).fill(f.value >>> 0);
     } else {

@@ -71,7 +71,7 @@ DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "I32": 4}
 def tensor_slices(t, seed):
     n = int(np.prod(t["shape"], dtype=np.int64))
     f = t["fill"]
-    rng = stream(seed, t["name"]) if f["kind"] in ("float", "random-u32") else None
+    rng = stream(seed, t["name"]) if f["kind"] in ("float", "random-u32", "q4-centred") else None
     for start in range(0, n, SLICE_ELEMS):
         count = min(SLICE_ELEMS, n - start)
         if f["kind"] == "float":
@@ -79,8 +79,12 @@ def tensor_slices(t, seed):
             table = f16_levels(f["init"]["mean"], f["init"]["halfWidth"])
             idx = rng.random_raw((count + 3) // 4).astype("<u8").view("<u2")[:count]
             yield table[idx].astype("<u2").tobytes()
-        elif f["kind"] == "random-u32":
-            yield rng.random_raw((count + 1) // 2).astype("<u8").view("<u4")[:count].tobytes()
+        elif f["kind"] in ("random-u32", "q4-centred"):
+            w = rng.random_raw((count + 1) // 2).astype("<u8").view("<u4")[:count]
+            if f["kind"] == "q4-centred":  # a nibble drawn as 0 becomes 8 (pcg-checkpoint.ts)
+                nz = (w | (w >> 1) | (w >> 2) | (w >> 3)) & np.uint32(0x11111111)
+                w = w | ((~nz & np.uint32(0x11111111)) << np.uint32(3))
+            yield w.astype("<u4").tobytes()
         elif f["kind"] == "const-u32":
             yield np.full(count, f["value"] & 0xFFFFFFFF, dtype="<u4").tobytes()
         elif f["kind"] == "g-idx":
