@@ -7,10 +7,12 @@
 //                                     (ChatML, one image), the upstream files, the image and the
 //                                     Python scripts; prints the command to run there
 //   merge --parts DIR --cases DIR     the returned files → one case directory (vision parts merged)
-//   compare --cases DIR --checkpoint DIR [--backend wasm|wasm-fast|reference] [--no-vision]
+//   compare --cases DIR --checkpoint DIR [--backend wasm|wasm-fast|reference] [--only vision|llm]
 //           [--images DIR] [--threads N]
 //                                     every case against the checkpoint, one line per tensor
-//                                     (rel L2, max |diff|), like `qwenvl conformance`
+//                                     (rel L2, max |diff|), like `qwenvl conformance`. On a 24 GB
+//                                     machine run each kind in its own process (--only): the
+//                                     decoder's model and the vision case's tower together do not fit
 //
 // The checkpoint on both machines is tools/pcg-checkpoint.ts's (TypeScript here,
 // tools/pcg_checkpoint.py there); compare the SHA-256 lines both print before trusting a golden.
@@ -117,14 +119,14 @@ function merge(partsDir: string, casesDir: string): void {
   }
 }
 
-async function compare(opts: { cases: string; checkpoint: string; backend: string; vision: boolean; images: string; threads?: number }): Promise<boolean> {
+async function compare(opts: { cases: string; checkpoint: string; backend: string; only?: string; images: string; threads?: number }): Promise<boolean> {
   const backend = await createBackend({ name: opts.backend, threads: opts.threads });
   const log = (line: string) => console.log(line);
   let ok = true;
   try {
     for (const f of fs.readdirSync(opts.cases).filter((x) => x.endsWith(".msgpack")).sort()) {
       const isVision = f.startsWith("vision-");
-      if (isVision && !opts.vision) continue;
+      if (opts.only !== undefined && opts.only !== (isVision ? "vision" : "llm")) continue;
       const t0 = performance.now();
       log(`case ${f} (backend ${opts.backend})`);
       const caseOpts = { checkpointDir: opts.checkpoint, imagesDir: opts.images, backend, log };
@@ -143,11 +145,9 @@ async function compare(opts: { cases: string; checkpoint: string; backend: strin
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   const args = new Map<string, string>();
-  const flags = new Set<string>();
   for (let i = 0; i < rest.length; i++) {
     if (!rest[i].startsWith("--")) throw new Error(`fullsize-goldens: unexpected argument ${rest[i]}`);
-    if (rest[i] === "--no-vision") flags.add("no-vision");
-    else if (i + 1 < rest.length) args.set(rest[i].slice(2), rest[++i]);
+    if (i + 1 < rest.length) args.set(rest[i].slice(2), rest[++i]);
     else throw new Error(`fullsize-goldens: ${rest[i]} needs a value`);
   }
   const need = (k: string) => {
@@ -164,17 +164,19 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === "compare") {
+    const only = args.get("only");
+    if (only !== undefined && only !== "vision" && only !== "llm") throw new Error(`--only must be vision or llm, got ${JSON.stringify(only)}`);
     const ok = await compare({
       cases: need("cases"),
       checkpoint: need("checkpoint"),
       backend: args.get("backend") ?? "wasm",
-      vision: !flags.has("no-vision"),
+      only: args.get("only"),
       images: args.get("images") ?? path.join(sharedDir(), "images"),
       threads: args.has("threads") ? Number(args.get("threads")) : undefined,
     });
     return ok ? 0 : 1;
   }
-  throw new Error("usage: fullsize-goldens prepare --dev DIR | merge --parts DIR --cases DIR | compare --cases DIR --checkpoint DIR [--backend NAME] [--no-vision]");
+  throw new Error("usage: fullsize-goldens prepare --dev DIR | merge --parts DIR --cases DIR | compare --cases DIR --checkpoint DIR [--backend NAME] [--only vision|llm]");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
