@@ -153,7 +153,7 @@ export function encodeMatmul(
   for (const c of lin.gptq) {
     const bufs = [xb, c.qweight, c.scales, c.zp, lin.gIdx!, bias, ob];
     if (M === 1) {
-      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], null, bufs, [Math.ceil(c.nc / 64)]);
+      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], null, bufs, [Math.ceil(c.nc / 16)]);
     } else {
       ctx.dispatch("gptq_gemm", [M, N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], null, bufs,
         [Math.ceil(c.nc / 64), Math.ceil(M / 8)]);
