@@ -10,6 +10,9 @@ import {
 } from "./backend.js";
 import { bf16ArrayToF32, f16ArrayToF32 } from "../io/fp16.js";
 import { assertFinite } from "../io/finite.js";
+import {
+  checkColumnRange, checkEmbeddingWeights, checkGatherIds, checkRowIndices, checkRowRange, checkWriteRows, shapeSize,
+} from "./checks.js";
 
 /** A tensor whose storage is host memory. */
 export type HostTensor = Tensor<Float32Array>;
@@ -39,13 +42,6 @@ class HostEmbedding implements Embedding {
   ) {}
 }
 
-function product(shape: readonly number[], op: string): number {
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: bad shape [${shape.join(", ")}]`);
-  }
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 /**
  * The data ops of a CPU backend. Subclasses provide `alloc` (fresh output storage, which the WASM
  * backend recycles through release) and may override zeros/release for long-lived storage.
@@ -57,7 +53,7 @@ export abstract class HostBackendBase {
   }
 
   fromHost(data: Float32Array, shape: readonly number[]): Tensor {
-    const n = product(shape, "fromHost");
+    const n = shapeSize(shape, "fromHost");
     if (data.length !== n) throw new Error(`fromHost: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
     const out = this.alloc(n);
     out.set(data);
@@ -65,7 +61,7 @@ export abstract class HostBackendBase {
   }
 
   zeros(shape: readonly number[], _options?: ZerosOptions): Tensor {
-    const n = product(shape, "zeros");
+    const n = shapeSize(shape, "zeros");
     const out = this.alloc(n);
     out.fill(0);
     return new Tensor(shape, out);
@@ -81,27 +77,17 @@ export abstract class HostBackendBase {
   }
 
   embedding(w: EmbeddingWeights): Embedding {
-    if (!(Number.isInteger(w.rows) && w.rows > 0 && Number.isInteger(w.cols) && w.cols > 0)) {
-      throw new Error(`embedding: bad table size [${w.rows}, ${w.cols}]`);
-    }
-    if (w.data.length !== w.rows * w.cols) {
-      throw new Error(`embedding: table has ${w.data.length} values, expected [${w.rows}, ${w.cols}]`);
-    }
-    if ((w.dtype === "f32") !== (w.data instanceof Float32Array)) {
-      throw new Error(`embedding: dtype ${w.dtype} does not match its ${w.data.constructor.name} data`);
-    }
+    checkEmbeddingWeights(w);
     return new HostEmbedding(w.rows, w.cols, w.dtype, w.data);
   }
 
   gather(table: Embedding, ids: ArrayLike<number>): Tensor {
     if (!(table instanceof HostEmbedding)) throw new Error("gather: the Embedding was not made by this backend");
+    checkGatherIds(ids, table.rows);
     const C = table.cols;
     const out = this.alloc(ids.length * C);
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t];
-      if (!Number.isInteger(id) || id < 0 || id >= table.rows) {
-        throw new Error(`gather: id ${id} at position ${t} is outside the table's rows [0, ${table.rows})`);
-      }
       const row = table.data.subarray(id * C, (id + 1) * C);
       const dst = out.subarray(t * C, (t + 1) * C);
       if (table.dtype === "f16") f16ArrayToF32(row as Uint16Array, dst);
@@ -112,10 +98,10 @@ export abstract class HostBackendBase {
   }
 
   gatherRows(x: Tensor, rows: readonly number[]): Tensor {
-    const d = hostData(x), C = x.cols, R = x.rows;
+    const d = hostData(x), C = x.cols;
+    checkRowIndices(rows, x.rows);
     const out = this.alloc(rows.length * C);
     rows.forEach((r, i) => {
-      if (!Number.isInteger(r) || r < 0 || r >= R) throw new Error(`gatherRows: row ${r} is outside 0..${R - 1}`);
       out.set(d.subarray(r * C, (r + 1) * C), i * C);
     });
     return new Tensor([rows.length, C], out);
@@ -123,9 +109,7 @@ export abstract class HostBackendBase {
 
   sliceColumns(x: Tensor, start: number, width: number): Tensor {
     const d = hostData(x), T = x.rows, W = x.cols;
-    if (!(Number.isInteger(start) && Number.isInteger(width) && start >= 0 && width > 0 && start + width <= W)) {
-      throw new Error(`sliceColumns: columns ${start}..${start + width - 1} are outside 0..${W - 1}`);
-    }
+    checkColumnRange(start, width, W);
     // One row (decode): a view, no copy. Views are never released into reuse (release ignores them).
     if (T === 1) return new Tensor([1, width], d.subarray(start, start + width));
     const out = this.alloc(T * width);
@@ -134,24 +118,13 @@ export abstract class HostBackendBase {
   }
 
   sliceRows(x: Tensor, start: number, n: number): Tensor {
-    const d = hostData(x), lead = x.shape[0];
-    if (!(Number.isInteger(start) && Number.isInteger(n) && start >= 0 && n >= 0 && start + n <= lead)) {
-      throw new Error(`sliceRows: rows ${start}..${start + n - 1} are outside 0..${lead - 1}`);
-    }
-    const row = lead === 0 ? 0 : x.size / lead;
+    const d = hostData(x);
+    const row = checkRowRange(x, start, n);
     return new Tensor([n, ...x.shape.slice(1)], d.subarray(start * row, (start + n) * row));
   }
 
   writeRows(dst: Tensor, start: number, src: Tensor): void {
-    const lead = dst.shape[0], row = lead === 0 ? 0 : dst.size / lead;
-    const inner = dst.shape.slice(1).join(","), srcInner = src.shape.slice(1).join(",");
-    if (inner !== srcInner) {
-      throw new Error(`writeRows: src [${src.shape.join(", ")}] rows do not match dst [${dst.shape.join(", ")}]`);
-    }
-    const n = src.shape[0];
-    if (!(Number.isInteger(start) && start >= 0 && start + n <= lead)) {
-      throw new Error(`writeRows: rows ${start}..${start + n - 1} are outside dst's 0..${lead - 1}`);
-    }
+    const row = checkWriteRows(dst, start, src);
     hostData(dst).set(hostData(src), start * row);
   }
 }

@@ -6,6 +6,7 @@ import {
   Tensor, type AttentionOptions, type Backend, type Linear, type LinearWeights, type ZerosOptions,
 } from "../backend.js";
 import { HostBackendBase, hostData } from "../host.js";
+import { shapeSize } from "../checks.js";
 import { Arena } from "./arena.js";
 import {
   choose, DECODE_Q4, ENV_DECODE_Q4, ENV_PREFILL_Q4, PREFILL_Q4, resolveSetting, timeVariants,
@@ -288,8 +289,7 @@ export class WasmBackend extends HostBackendBase implements Backend {
    */
   override zeros(shape: readonly number[], options?: ZerosOptions): Tensor {
     if (!options?.longLived) return super.zeros(shape);
-    const n = shape.reduce((a, b) => a * b, 1);
-    return new Tensor(shape, this.storage.alloc(n));
+    return new Tensor(shape, this.storage.alloc(shapeSize(shape, "zeros")));
   }
 
   /** Bytes of storage handed out and not yet freed (tests). */
@@ -357,7 +357,7 @@ export class WasmBackend extends HostBackendBase implements Backend {
       const [xp, act, sa, rs, cp] = a.scratch([M * K * 4, M * K * 2, M * G * 4, M * G * 4, M * np * 4]);
       a.f32(xp, M * K).set(hostData(x));
       const run = (): void => {
-        a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs, 0, 0);
+        a.k.q4_quantize_rows(xp, M, K, gs, act, sa, rs);
         // Decode (M = 1) runs the kernel's one-row path; measured faster than a two-quad variant.
         this.pool.run(a, "gemm_q4_i16", [act, sa, rs, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
       };

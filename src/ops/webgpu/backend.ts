@@ -10,6 +10,9 @@ import {
   type AttentionOptions, type Backend, type Embedding, type EmbeddingWeights, type Linear,
   type LinearWeights, type ZerosOptions,
 } from "../backend.js";
+import {
+  checkColumnRange, checkEmbeddingWeights, checkGatherIds, checkRowIndices, checkRowRange, checkWriteRows, shapeSize,
+} from "../checks.js";
 import { GpuContext, GpuStorage, type PooledBuffer } from "./context.js";
 import { acquireDevice, loadShaders, type AdapterReport, type WebGpuDeviceOptions } from "./device.js";
 import { GpuLinear, encodeMatmul, uploadLinear } from "./linear.js";
@@ -36,12 +39,6 @@ class GpuEmbedding implements Embedding {
 
 type GpuTensor = Tensor<GpuStorage>;
 
-function product(shape: readonly number[], op: string): number {
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: bad shape [${shape.join(", ")}]`);
-  }
-  return shape.reduce((a, b) => a * b, 1);
-}
 
 /** Scores scratch of attention above this many bytes is computed a few heads at a time. */
 const ATTENTION_SCRATCH_BYTES = 64 * 2 ** 20; // 64 MiB: ViT-bigG at 1024 tokens holds 4 heads per pass
@@ -91,14 +88,14 @@ export class WebGpuBackend implements Backend {
   // --- data in and out ---------------------------------------------------------------------
 
   fromHost(data: Float32Array, shape: readonly number[]): Tensor {
-    const n = product(shape, "fromHost");
+    const n = shapeSize(shape, "fromHost");
     if (data.length !== n) throw new Error(`fromHost: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
     return new Tensor(shape, new GpuStorage(this.ctx.upload(data), 0, n, false));
   }
 
   zeros(shape: readonly number[], _options?: ZerosOptions): Tensor {
     // Long-lived storage needs nothing special here: every buffer is read in place by the shaders.
-    const n = product(shape, "zeros");
+    const n = shapeSize(shape, "zeros");
     const t = this.out(shape, n);
     this.ctx.clear(t.storage.buf, 0, n * 4);
     return t;
@@ -124,15 +121,7 @@ export class WebGpuBackend implements Backend {
   }
 
   embedding(w: EmbeddingWeights): Embedding {
-    if (!(Number.isInteger(w.rows) && w.rows > 0 && Number.isInteger(w.cols) && w.cols > 0)) {
-      throw new Error(`embedding: bad table size [${w.rows}, ${w.cols}]`);
-    }
-    if (w.data.length !== w.rows * w.cols) {
-      throw new Error(`embedding: table has ${w.data.length} values, expected [${w.rows}, ${w.cols}]`);
-    }
-    if ((w.dtype === "f32") !== (w.data instanceof Float32Array)) {
-      throw new Error(`embedding: dtype ${w.dtype} does not match its ${w.data.constructor.name} data`);
-    }
+    checkEmbeddingWeights(w);
     const esize = w.dtype === "f32" ? 4 : 2;
     // Split by row ranges (151936 × 4096 fp16 = 1.16 GiB exceeds most binding limits); 16-bit
     // tables of odd width keep an even number of rows per chunk so that each starts on a word.
@@ -151,14 +140,8 @@ export class WebGpuBackend implements Backend {
 
   gather(table: Embedding, ids: ArrayLike<number>): Tensor {
     if (!(table instanceof GpuEmbedding)) throw new Error("gather: the Embedding was not made by this backend");
-    const idx = new Uint32Array(ids.length);
-    for (let t = 0; t < ids.length; t++) {
-      const id = ids[t];
-      if (!Number.isInteger(id) || id < 0 || id >= table.rows) {
-        throw new Error(`gather: id ${id} at position ${t} is outside the table's rows [0, ${table.rows})`);
-      }
-      idx[t] = id;
-    }
+    checkGatherIds(ids, table.rows);
+    const idx = Uint32Array.from(ids);
     const C = table.cols;
     const out = this.out([ids.length, C], ids.length * C);
     if (ids.length === 0) return out;
@@ -175,10 +158,8 @@ export class WebGpuBackend implements Backend {
   gatherRows(x: Tensor, rows: readonly number[]): Tensor {
     const s = this.st(x, "gatherRows");
     const C = x.cols, R = x.rows;
+    checkRowIndices(rows, R);
     const out = this.out([rows.length, C], rows.length * C);
-    for (const r of rows) {
-      if (!Number.isInteger(r) || r < 0 || r >= R) throw new Error(`gatherRows: row ${r} is outside 0..${R - 1}`);
-    }
     // Runs of consecutive rows become one buffer copy each.
     for (let i = 0; i < rows.length; ) {
       let j = i;
@@ -192,9 +173,7 @@ export class WebGpuBackend implements Backend {
   sliceColumns(x: Tensor, start: number, width: number): Tensor {
     const s = this.st(x, "sliceColumns");
     const T = x.rows, W = x.cols;
-    if (!(Number.isInteger(start) && Number.isInteger(width) && start >= 0 && width > 0 && start + width <= W)) {
-      throw new Error(`sliceColumns: columns ${start}..${start + width - 1} are outside 0..${W - 1}`);
-    }
+    checkColumnRange(start, width, W);
     if (T === 1) return new Tensor([1, width], new GpuStorage(s.buf, s.offset + start, width, true));
     const out = this.out([T, width], T * width);
     this.ctx.dispatch("copy2d", [T, width, s.offset + start, W, 0, width], null, [s.buf, out.storage.buf], this.ctx.grid(T * width, 256));
@@ -203,24 +182,13 @@ export class WebGpuBackend implements Backend {
 
   sliceRows(x: Tensor, start: number, n: number): Tensor {
     const s = this.st(x, "sliceRows");
-    const lead = x.shape[0];
-    if (!(Number.isInteger(start) && Number.isInteger(n) && start >= 0 && n >= 0 && start + n <= lead)) {
-      throw new Error(`sliceRows: rows ${start}..${start + n - 1} are outside 0..${lead - 1}`);
-    }
-    const row = lead === 0 ? 0 : x.size / lead;
+    const row = checkRowRange(x, start, n);
     return new Tensor([n, ...x.shape.slice(1)], new GpuStorage(s.buf, s.offset + start * row, n * row, true));
   }
 
   writeRows(dst: Tensor, start: number, src: Tensor): void {
     const d = this.st(dst, "writeRows"), s = this.st(src, "writeRows");
-    const lead = dst.shape[0], row = lead === 0 ? 0 : dst.size / lead;
-    if (dst.shape.slice(1).join(",") !== src.shape.slice(1).join(",")) {
-      throw new Error(`writeRows: src [${src.shape.join(", ")}] rows do not match dst [${dst.shape.join(", ")}]`);
-    }
-    const n = src.shape[0];
-    if (!(Number.isInteger(start) && start >= 0 && start + n <= lead)) {
-      throw new Error(`writeRows: rows ${start}..${start + n - 1} are outside dst's 0..${lead - 1}`);
-    }
+    const row = checkWriteRows(dst, start, src);
     if (s.buf === d.buf) {
       // WebGPU copies cannot read and write one buffer; the graph never asks for it.
       throw new Error("writeRows: src and dst share storage (a view of the destination)");
