@@ -60,12 +60,11 @@ export const Q4_BLOCK_K: i32 = 4096;
  * Quantise rows of x [M, K] to int16 per (row, group):
  *   act [M][K/8][4 pairs (a_j, a_j+4) of i16] (16 bytes per octet), scaleA [M][G] f32,
  *   rowSum [M][G] i32 (Σ a).
- * With actLo ≠ 0 also the residual, a second int16 level: x·32767/max = a + a_lo/32768 (+ ≤ 2^-16),
- *   stored like act in actLo with its sums in rowSumLo. Two levels carry ~31 bits: more than f32.
+ * (The two-level form for the exact decode path is q4_quantize_i16x2, gemv_q4_i16x2.ts.)
  * O(M·K), done by one thread before the threaded product.
  */
 export function q4_quantize_rows(
-  x: usize, M: i32, K: i32, gs: i32, act: usize, scaleA: usize, rowSum: usize, actLo: usize, rowSumLo: usize,
+  x: usize, M: i32, K: i32, gs: i32, act: usize, scaleA: usize, rowSum: usize,
 ): void {
   const G = K / gs;
   for (let m = 0; m < M; m++) {
@@ -77,7 +76,7 @@ export function q4_quantize_rows(
       // The scale actually used is the stored f32 sa, so quantise against exactly 1/sa (in f64).
       const inv: f64 = amax > 0 ? <f64>1 / <f64>sa : 0;
       store<f32>(scaleA + ((<usize>m * G + g) << 2), sa);
-      let sum: i32 = 0, sumLo: i32 = 0;
+      let sum: i32 = 0;
       const at: usize = (<usize>m * K + <usize>g * gs) << 1;
       for (let o = 0; o < gs >> 3; o++) {
         for (let j = 0; j < 8; j++) {
@@ -87,15 +86,9 @@ export function q4_quantize_rows(
           // k_j goes to pair j mod 4, first or second half by j / 4.
           const slot: usize = at + (<usize>o << 4) + (<usize>(j & 3) << 2) + (<usize>(j >> 2) << 1);
           store<i16>(act + slot, <i16>q);
-          if (actLo) {
-            const lo = <i32>nearest((v - <f64>q) * 32768);
-            sumLo += lo;
-            store<i16>(actLo + slot, <i16>lo);
-          }
         }
       }
       store<i32>(rowSum + ((<usize>m * G + g) << 2), sum);
-      if (actLo) store<i32>(rowSumLo + ((<usize>m * G + g) << 2), sumLo);
     }
   }
 }
