@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Tensor, type GptqWeights } from "../src/ops/backend.js";
 import { WasmBackend } from "../src/ops/wasm/backend.js";
 import { f32ToF16 } from "../src/io/fp16.js";
-import { median } from "./stats.js";
+import { median, timeMedian } from "./stats.js";
 import type { E2EResult, Limits } from "./e2e.js";
 import { e2eChart, e2eTable } from "./e2e-report.js";
 
@@ -64,16 +64,7 @@ export function machineInfo(cpuinfo?: string): { cpu_model: string; cpu_family: 
 }
 
 /** Median seconds of `runs` calls after one warm-up. */
-function time(f: () => void, runs = RUNS): number {
-  f();
-  const ts: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    f();
-    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  return median(ts);
-}
+const time = (f: () => void, runs = RUNS): number => timeMedian(f, runs);
 
 let seed = 42;
 const rnd = (): number => {

@@ -7,7 +7,7 @@
 import { Tensor, type GptqWeights } from "../src/ops/backend.js";
 import { WasmBackend } from "../src/ops/wasm/backend.js";
 import { f32ToF16 } from "../src/io/fp16.js";
-import { median } from "./stats.js";
+import { median, timeMedian } from "./stats.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -39,17 +39,7 @@ function gptq(K: number, N: number, gs: number): GptqWeights {
   };
 }
 
-/** Median seconds of `runs` calls after one untimed call. */
-function time(f: () => void, runs: number): number {
-  f();
-  const ts: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    f();
-    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  return median(ts);
-}
+const time = timeMedian;
 
 const b = KERNEL === "fast" ? new WasmBackend({ threads: THREADS, precision: "fast" }) : new WasmBackend({ threads: THREADS, decodeQ4: "i16x2" });
 const [K, N] = [4096, 11008];
