@@ -3,9 +3,10 @@
 // page, the kernels run in Web Workers over SharedArrayBuffer-backed memories, and the greedy reply
 // must be the very token ids Node produces for the same picture and prompt.
 import { expect } from "chai";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium, requireChromium } from "./helpers/chromium.js";
 import { QwenVL } from "../src/model/qwen-vl.js";
 import { QwenTokenizer } from "../src/tokenizer/tokenizer.js";
 import { remapImageIds } from "../src/tokenizer/image-spans.js";
@@ -16,7 +17,6 @@ import { serve, type Served } from "./helpers/serve.js";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CHECKPOINT = ROOT + "test/fixtures/tiny-a/checkpoint";
 const DEMO = ROOT + "test/fixtures/images/demo.jpeg";
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 // Words whose ids all lie below tiny-a's 2048-id vocabulary (its image tags sit at 1900..1902).
 const PROMPT = "is it a man?";
 const MAX_NEW_TOKENS = 16;
@@ -85,16 +85,9 @@ describe("in-browser page in headless Chromium", function () {
   let s: Served;
   let browser: Browser;
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium package`);
-      console.log(`    (skipped: no ${CHROMIUM}; apt-get install chromium)`);
-      this.skip();
-    }
+    requireChromium(this);
     s = await serve(["--checkpoint", CHECKPOINT], "web");
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -2,11 +2,12 @@
 // driven by playwright-core): upload a picture, ask, watch the streamed answer, and check that
 // the answer's box is drawn on the picture where the 0–1000 grid puts it.
 import { expect } from "chai";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium, requireChromium } from "./helpers/chromium.js";
 import { QwenTokenizer } from "../src/tokenizer/tokenizer.js";
 import { BOX_REPLY, boxReplyIds, writeScriptedCheckpoint } from "./helpers/scripted-checkpoint.js";
 import { serve, type Served } from "./helpers/serve.js";
@@ -15,7 +16,6 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DEMO = ROOT + "test/fixtures/images/demo.jpeg";
 // Functions Playwright runs in the page reach `document` through globalThis: the project
 // compiles without DOM types. (String predicates would need 'unsafe-eval', which the page's CSP forbids.)
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 describe("chat page in headless Chromium", function () {
   this.timeout(120_000);
@@ -23,20 +23,12 @@ describe("chat page in headless Chromium", function () {
   let s: Served;
   let browser: Browser;
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      // CI installs it (.ci/run); elsewhere the test says why it did not run.
-      if (process.env.CI) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium package`);
-      console.log(`    (skipped: no ${CHROMIUM}; apt-get install chromium)`);
-      this.skip();
-    }
+    requireChromium(this);
     dir = mkdtempSync(join(tmpdir(), "qwenvl-web-"));
     const t = QwenTokenizer.load();
     writeScriptedCheckpoint(join(dir, "ckpt"), boxReplyIds(t), t);
     s = await serve(["--model", join(dir, "ckpt"), "--model-id", "scripted", "--quiet"]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
