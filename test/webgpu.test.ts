@@ -12,6 +12,10 @@ import { ReferenceBackend } from "../reference/backend.js";
 import { WebGpuBackend, type WebGpuBackendOptions } from "../src/ops/webgpu/backend.js";
 import { f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../src/io/fp16.js";
 import { runCaseDirectory } from "../src/conformance/runner.js";
+import { BindGroupCache, layoutEntries } from "../src/ops/webgpu/bindgroups.js";
+import type { GpuContext } from "../src/ops/webgpu/context.js";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 const TINY = fileURLToPath(new URL("../../test/fixtures/tiny-a", import.meta.url));
 const IMAGES = fileURLToPath(new URL("../../test/fixtures/images", import.meta.url));
@@ -263,6 +267,103 @@ describe("webgpu backend vs the reference backend", function () {
     for (let i = 0; i < 150; i++) h = gpu.add(h, x); // 150 dispatches: more than one submit's worth
     expect(Array.from(await gpu.read(h))).to.deep.equal([151, -302, 453]);
     expect(gpu.counters.submits - before).to.be.greaterThan(1);
+  });
+
+  /** A few decoder-like blocks (norm, GPTQ matmul, swiglu, residual add), intermediates released. */
+  async function blocks(be: Backend, w: ReturnType<Backend["linear"]>, norm: Tensor, seed: number): Promise<Float32Array> {
+    const x = be.fromHost(rand(128, seed), [1, 128]);
+    let h = x;
+    for (let l = 0; l < 3; l++) {
+      const n = be.rmsNorm(h, norm, 1e-6);
+      const y = be.matmul(n, w);
+      const g = be.swiglu(be.sliceColumns(y, 0, 128), be.sliceColumns(y, 128, 128));
+      const next = be.add(h, g);
+      be.release(n, y, g);
+      if (h !== x) be.release(h);
+      h = next;
+    }
+    const v = await be.read(h);
+    be.release(x, h);
+    return v;
+  }
+
+  it("bind groups are cached: a repeated op stream makes none once warm, and its values stay right", async () => {
+    const wts = gptq(128, 256, false, true, 5);
+    const norm = rand(128, 6);
+    const w = gpu.linear(wts), n = gpu.fromHost(norm, [128]);
+    const rw = ref.linear(wts), rn = ref.fromHost(norm, [128]);
+    // Warm up until a run makes no bind group: the pool hands buffers back in LIFO order (and
+    // uploads only take buffers idle since the last submit), so the first few runs put their
+    // intermediates in other buffers each time until the pool settles.
+    let warm = 0;
+    for (let made = -1; made !== 0 && warm < 20; warm++) {
+      const c = gpu.counters.bindGroupsCreated;
+      await blocks(gpu, w, n, 1);
+      made = gpu.counters.bindGroupsCreated - c;
+    }
+    expect(warm, "runs until the pool settled").to.be.below(20);
+    const before = gpu.counters;
+    for (let seed = 2; seed < 5; seed++) {
+      expect(relL2(await blocks(gpu, w, n, seed), await blocks(ref, rw, rn, seed))).to.be.at.most(1e-6);
+    }
+    const after = gpu.counters;
+    expect(after.bindGroupsCreated - before.bindGroupsCreated).to.equal(0);
+    expect(after.bindGroupsReused - before.bindGroupsReused).to.equal(3 * 3 * 4); // 3 runs × 3 blocks × 4 dispatches
+    expect(after.encodeMs).to.be.greaterThan(before.encodeMs);
+  });
+
+  it("the bind group cache: one group per pipeline and buffer list, at most its cap, forget drops a buffer's groups", () => {
+    const device = (gpu as unknown as { ctx: GpuContext }).ctx.device;
+    const code = "struct P { n: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n" +
+      "@group(0) @binding(1) var<storage, read> a: array<f32>;\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;";
+    const pipe = { name: "t", layout: device.createBindGroupLayout({ entries: layoutEntries(code, "t", 256) }) };
+    const params = device.createBuffer({ size: 256, usage: GPUBufferUsage.UNIFORM });
+    const b = Array.from({ length: 5 }, () => device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE }));
+    const cache = new BindGroupCache(device, params, 256, 3);
+    const g01 = cache.get(pipe, [b[0], b[1]]);
+    expect(cache.get(pipe, [b[0], b[1]])).to.equal(g01);
+    expect(cache.get(pipe, [b[1], b[0]])).to.not.equal(g01); // the order of the bindings matters
+    cache.get(pipe, [b[2], b[3]]);
+    expect([cache.size, cache.created, cache.reused]).to.deep.equal([3, 3, 1]);
+    cache.get(pipe, [b[3], b[4]]); // over the cap: the oldest made, [0, 1], goes
+    expect(cache.size).to.equal(3);
+    expect(cache.get(pipe, [b[0], b[1]])).to.not.equal(g01); // made again; [1, 0] goes
+    expect(cache.created).to.equal(5);
+    cache.forget(b[3]); // [2, 3] and [3, 4]
+    expect(cache.size).to.equal(1);
+    cache.get(pipe, [b[0], b[1]]);
+    expect([cache.size, cache.created]).to.deep.equal([1, 5]);
+    for (const x of [params, ...b]) x.destroy();
+    expect(() => layoutEntries("@group(0) @binding(1) var<storage, read> a: array<f32>;", "bad", 256)).to.throw(/binding 0 as its uniform/);
+  });
+
+  it("bind groups of weights that their Linear took out of scope leave the cache when collected", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const ctx = (gpu as unknown as { ctx: GpuContext }).ctx;
+    const x = gpu.fromHost(rand(128, 1), [1, 128]);
+    const use = async (): Promise<void> => {
+      const y = gpu.matmul(x, gpu.linear(gptq(128, 64, false, false, 9))); // one group binds the weights
+      await gpu.read(y);
+      gpu.release(y);
+    };
+    /** Collect until the cache stops shrinking (finalizers run after a collection, on a later task). */
+    const settle = async (): Promise<number> => {
+      let last = -1;
+      for (let i = 0; i < 50 && ctx.bindGroupCounts.cached !== last; i++) {
+        last = ctx.bindGroupCounts.cached;
+        for (let j = 0; j < 3; j++) {
+          gc();
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      return ctx.bindGroupCounts.cached;
+    };
+    await settle(); // what earlier tests dropped
+    await use();
+    const held = ctx.bindGroupCounts.cached;
+    expect(await settle()).to.equal(held - 1);
+    gpu.release(x);
   });
 
   it("reports clear errors for foreign tensors and bad shapes", () => {

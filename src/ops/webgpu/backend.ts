@@ -27,6 +27,16 @@ export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
   readonly weightChunkBytes?: number;
 }
 
+export interface WebGpuCounters {
+  readonly dispatches: number;
+  readonly submits: number;
+  readonly bindGroupsCreated: number;
+  readonly bindGroupsReused: number;
+  readonly bindGroupsCached: number;
+  readonly encodeMs: number;
+  readonly submitMs: number;
+}
+
 class GpuEmbedding implements Embedding {
   constructor(
     readonly rows: number,
@@ -65,9 +75,18 @@ export class WebGpuBackend implements Backend {
     return new WebGpuBackend(new GpuContext(device, shaders, options.weightChunkBytes), report);
   }
 
-  /** Dispatches/copies encoded and submits made so far (benchmarks: submits per token). */
-  get counters(): { dispatches: number; submits: number } {
-    return { dispatches: this.ctx.dispatches, submits: this.ctx.submits };
+  /**
+   * For benchmarks, since the backend was made: dispatches/copies encoded, submits, bind groups
+   * made and reused (context.ts caches them), and host milliseconds spent encoding (dispatch,
+   * copy, clear) and submitting (parameter write, finish, submit).
+   */
+  get counters(): WebGpuCounters {
+    const ctx = this.ctx;
+    const g = ctx.bindGroupCounts;
+    return {
+      dispatches: ctx.dispatches, submits: ctx.submits, bindGroupsCreated: g.created, bindGroupsReused: g.reused,
+      bindGroupsCached: g.cached, encodeMs: ctx.encodeMs, submitMs: ctx.submitMs,
+    };
   }
 
   // --- helpers -----------------------------------------------------------------------------
@@ -82,7 +101,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private elementwise(name: string, n: number, params: number[], bufs: PooledBuffer[]): void {
-    if (n > 0) this.ctx.dispatch(name, [n, ...params], null, bufs, this.ctx.grid(n, 256));
+    if (n > 0) this.ctx.dispatch(name, [n, ...params], 0, bufs, this.ctx.grid(n, 256));
   }
 
   // --- data in and out ---------------------------------------------------------------------
@@ -110,7 +129,7 @@ export class WebGpuBackend implements Backend {
     const s = this.st(t, "checkFinite");
     const index = this.ctx.checkIndex(what);
     if (s.length > 0) {
-      this.ctx.dispatch("finite", [s.length, s.offset, index], null, [s.buf, this.ctx.statusBuffer], this.ctx.grid(s.length, 256));
+      this.ctx.dispatch("finite", [s.length, s.offset, index], 0, [s.buf, this.ctx.statusBuffer], this.ctx.grid(s.length, 256));
     }
   }
 
@@ -148,7 +167,7 @@ export class WebGpuBackend implements Backend {
     const idBuf = this.ctx.upload(idx);
     for (const c of table.chunks) {
       if (!idx.some((id) => id >= c.r0 && id < c.r0 + c.n)) continue;
-      this.ctx.dispatch("gather", [ids.length, C, c.r0, c.n, table.dtype, 0], null, [c.buffer, idBuf, out.storage.buf],
+      this.ctx.dispatch("gather", [ids.length, C, c.r0, c.n, table.dtype, 0], 0, [c.buffer, idBuf, out.storage.buf],
         this.ctx.grid(ids.length * C, 256));
     }
     this.ctx.give(idBuf);
@@ -176,7 +195,7 @@ export class WebGpuBackend implements Backend {
     checkColumnRange(start, width, W);
     if (T === 1) return new Tensor([1, width], new GpuStorage(s.buf, s.offset + start, width, true));
     const out = this.out([T, width], T * width);
-    this.ctx.dispatch("copy2d", [T, width, s.offset + start, W, 0, width], null, [s.buf, out.storage.buf], this.ctx.grid(T * width, 256));
+    this.ctx.dispatch("copy2d", [T, width, s.offset + start, W, 0, width], 0, [s.buf, out.storage.buf], this.ctx.grid(T * width, 256));
     return out;
   }
 
@@ -219,9 +238,9 @@ export class WebGpuBackend implements Backend {
     if (R === 0) return out;
     if (bias) {
       const bs = this.st(bias, name);
-      this.ctx.dispatch("layer_norm", [R, D, s.offset, ws.offset, bs.offset, 0, eps], new Set([6]), [s.buf, ws.buf, bs.buf, out.storage.buf], this.ctx.grid(R, 1));
+      this.ctx.dispatch("layer_norm", [R, D, s.offset, ws.offset, bs.offset, 0, eps], 1 << 6 /* eps: f32 */, [s.buf, ws.buf, bs.buf, out.storage.buf], this.ctx.grid(R, 1));
     } else {
-      this.ctx.dispatch("rms_norm", [R, D, s.offset, ws.offset, 0, eps], new Set([5]), [s.buf, ws.buf, out.storage.buf], this.ctx.grid(R, 1));
+      this.ctx.dispatch("rms_norm", [R, D, s.offset, ws.offset, 0, eps], 1 << 5 /* eps: f32 */, [s.buf, ws.buf, out.storage.buf], this.ctx.grid(R, 1));
     }
     return out;
   }
@@ -301,10 +320,10 @@ export class WebGpuBackend implements Backend {
     const scratch = this.ctx.take(Tq * hc * Tk * 4);
     for (let h0 = 0; h0 < H; h0 += hc) {
       const n = Math.min(hc, H - h0);
-      this.ctx.dispatch("att_scores", [Tq, Tk, H, D, h0, n, qs.offset, ks.offset, causal, pos0, options.scale], new Set([10]),
+      this.ctx.dispatch("att_scores", [Tq, Tk, H, D, h0, n, qs.offset, ks.offset, causal, pos0, options.scale], 1 << 10 /* scale: f32 */,
         [qs.buf, ks.buf, scratch], this.ctx.grid(Tq * n * Tk, 256));
-      this.ctx.dispatch("att_softmax", [Tq * n, Tk, n, causal, pos0], null, [scratch], this.ctx.grid(Tq * n, 1));
-      this.ctx.dispatch("att_pv", [Tq, Tk, H, D, h0, n, vs.offset, 0, causal, pos0], null, [scratch, vs.buf, out.storage.buf],
+      this.ctx.dispatch("att_softmax", [Tq * n, Tk, n, causal, pos0], 0, [scratch], this.ctx.grid(Tq * n, 1));
+      this.ctx.dispatch("att_pv", [Tq, Tk, H, D, h0, n, vs.offset, 0, causal, pos0], 0, [scratch, vs.buf, out.storage.buf],
         this.ctx.grid(Tq * n * D, 256));
     }
     this.ctx.give(scratch);

@@ -12,8 +12,14 @@
 //   submit (`lastEpoch`). Buffers written by GPU ops may be reused at once (in-order execution).
 // - Parameters go into a host-side block of 256-byte slots (minUniformBufferOffsetAlignment) that
 //   is written into one uniform buffer just before the submit; a full block forces a submit.
+//   The uniform is bound at a dynamic offset (the slot's), so a bind group depends only on the
+//   storage buffers it binds and is cached (bindgroups.ts). Earlier submits are queued before
+//   the next block is written, so they still read their own parameters.
+// - A buffer is destroyed only with the context (the bind group cache goes first); one dropped
+//   by its owner leaves the cache through its FinalizationRegistry (bindgroups.ts).
 /// <reference types="@webgpu/types" />
 import type { TensorStorage } from "../backend.js";
+import { BindGroupCache, layoutEntries, type LaidOutPipeline } from "./bindgroups.js";
 
 /** Storage of a WebGPU tensor: `length` f32 values from element `offset` of `buffer`. */
 export class GpuStorage implements TensorStorage {
@@ -51,23 +57,31 @@ const SUBMIT_EVERY = 64;
 
 const STATUS_NONE = 0xffffffff;
 
+interface Pipeline extends LaidOutPipeline {
+  readonly pipeline: GPUComputePipeline;
+}
+
 export class GpuContext {
   readonly device: GPUDevice;
   /** Largest size of one storage binding (bytes): the adapter's limit, capped below 2 GiB. */
   readonly maxBinding: number;
   /** Largest weight chunk (bytes): maxBinding, or lower when asked (tests of the splits). */
   readonly weightChunk: number;
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pipelines = new Map<string, Pipeline>();
   private readonly pool = new Map<number, PooledBuffer[]>();
   private readonly stagingPool = new Map<number, GPUBuffer[]>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline last set in `pass` (setPipeline is skipped when it repeats). */
+  private passPipeline: Pipeline | null = null;
   private epoch = 0;
   private readonly params = new ArrayBuffer(PARAM_SLOT_BYTES * PARAM_SLOTS);
   private readonly paramsU32 = new Uint32Array(this.params);
   private readonly paramsF32 = new Float32Array(this.params);
   private slots = 0;
   private readonly paramBuffer: GPUBuffer;
+  private readonly bindGroups: BindGroupCache;
+  private readonly maxWorkgroups: number;
   /** status[0]: min over failed checks of index·4 + kind (0 NaN, 1 +Inf, 2 −Inf). */
   private readonly status: GPUBuffer;
   private readonly checkLabels = new Map<number, string>();
@@ -76,6 +90,12 @@ export class GpuContext {
   /** Dispatches and copies encoded since the context was made (for benchmarks). */
   dispatches = 0;
   submits = 0;
+  /**
+   * Host milliseconds in dispatch/copy/clear (encoding) and in flush (parameter write, finish,
+   * submit): what the op stream costs the host here, apart from the op wrappers' own JavaScript.
+   */
+  encodeMs = 0;
+  submitMs = 0;
 
   constructor(
     device: GPUDevice,
@@ -91,6 +111,9 @@ export class GpuContext {
       size: this.params.byteLength,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
+    this.bindGroups = new BindGroupCache(device, this.paramBuffer, PARAM_SLOT_BYTES);
+    // Read once: every access of device.limits crosses into the native binding.
+    this.maxWorkgroups = device.limits.maxComputeWorkgroupsPerDimension;
     this.status = device.createBuffer({
       size: 16,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -163,13 +186,20 @@ export class GpuContext {
 
   // --- encoding ----------------------------------------------------------------------------
 
-  private pipeline(name: string): GPUComputePipeline {
+  private pipeline(name: string): Pipeline {
     let p = this.pipelines.get(name);
     if (!p) {
       const code = this.shaders.get(name);
       if (code === undefined) throw new Error(`webgpu: no shader ${name}`);
       const module = this.device.createShaderModule({ code, label: name });
-      p = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: name });
+      // An explicit layout (not "auto"): the parameter uniform needs hasDynamicOffset.
+      const layout = this.device.createBindGroupLayout({ entries: layoutEntries(code, name, PARAM_SLOT_BYTES), label: name });
+      const pipeline = this.device.createComputePipeline({
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout], label: name }),
+        compute: { module, entryPoint: "main" },
+        label: name,
+      });
+      p = { name, layout, pipeline };
       this.pipelines.set(name, p);
     }
     return p;
@@ -183,6 +213,7 @@ export class GpuContext {
   private endPass(): void {
     this.pass?.end();
     this.pass = null;
+    this.passPipeline = null;
   }
 
   private touch(b: Binding): GPUBuffer {
@@ -195,55 +226,64 @@ export class GpuContext {
 
   /**
    * Encode one dispatch of shader `name`: binding 0 is its parameter block (u32 words, or f32
-   * where `floats` marks the word), bindings 1.. are `buffers`, each bound whole.
+   * where bit i of `floats` is set for word i), bindings 1.. are `buffers`, each bound whole.
    */
-  dispatch(name: string, params: ReadonlyArray<number>, floats: ReadonlySet<number> | null, buffers: Binding[], groups: readonly [number, number?, number?]): void {
+  dispatch(name: string, params: ReadonlyArray<number>, floats: number, buffers: readonly Binding[], groups: readonly [number, number?, number?]): void {
     if (params.length > PARAM_SLOT_BYTES / 4) throw new Error(`webgpu: ${name} has too many parameters`);
+    const [x, y = 1, z = 1] = groups;
+    const most = Math.max(x, y, z);
+    if (most > this.maxWorkgroups) throw new Error(`webgpu: ${name} needs ${most} workgroups in one dimension (limit ${this.maxWorkgroups})`);
     if (this.slots === PARAM_SLOTS || this.slots === SUBMIT_EVERY) this.flush();
+    const t0 = performance.now(); // after the flush, which counts as submitMs
+    const pipe = this.pipeline(name);
     const slot = this.slots++;
     const base = (slot * PARAM_SLOT_BYTES) / 4;
     for (let i = 0; i < params.length; i++) {
-      if (floats?.has(i)) this.paramsF32[base + i] = params[i];
+      if ((floats >>> i) & 1) this.paramsF32[base + i] = params[i];
       else this.paramsU32[base + i] = params[i];
     }
-    const pipe = this.pipeline(name);
-    const entries: GPUBindGroupEntry[] = [
-      { binding: 0, resource: { buffer: this.paramBuffer, offset: slot * PARAM_SLOT_BYTES, size: PARAM_SLOT_BYTES } },
-    ];
-    buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: this.touch(b) } }));
-    const group = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
+    const raw: GPUBuffer[] = [];
+    for (const b of buffers) raw.push(this.touch(b));
+    const group = this.bindGroups.get(pipe, raw);
     this.pass ??= this.enc().beginComputePass();
-    this.pass.setPipeline(pipe);
-    this.pass.setBindGroup(0, group);
-    const [x, y = 1, z = 1] = groups;
-    for (const g of [x, y, z]) {
-      if (g > this.device.limits.maxComputeWorkgroupsPerDimension) {
-        throw new Error(`webgpu: ${name} needs ${g} workgroups in one dimension (limit ${this.device.limits.maxComputeWorkgroupsPerDimension})`);
-      }
+    if (this.passPipeline !== pipe) {
+      this.pass.setPipeline(pipe.pipeline);
+      this.passPipeline = pipe;
     }
+    this.pass.setBindGroup(0, group, [slot * PARAM_SLOT_BYTES]);
     this.pass.dispatchWorkgroups(x, y, z);
     this.dispatches++;
+    this.encodeMs += performance.now() - t0;
+  }
+
+  /** Bind groups made and reused so far, and how many the cache holds (benchmarks, tests). */
+  get bindGroupCounts(): { created: number; reused: number; cached: number } {
+    return { created: this.bindGroups.created, reused: this.bindGroups.reused, cached: this.bindGroups.size };
   }
 
   /** Workgroup counts covering `n` invocations of `wg` threads: [x, y] with x within the limit. */
   grid(n: number, wg: number): [number, number] {
     const groups = Math.ceil(n / wg);
-    const maxX = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const maxX = this.maxWorkgroups;
     if (groups <= maxX) return [Math.max(1, groups), 1];
     return [maxX, Math.ceil(groups / maxX)];
   }
 
   copy(src: PooledBuffer, srcByte: number, dst: PooledBuffer, dstByte: number, bytes: number): void {
     if (bytes === 0) return;
+    const t0 = performance.now();
     this.endPass();
     this.enc().copyBufferToBuffer(this.touch(src), srcByte, this.touch(dst), dstByte, bytes);
     this.dispatches++;
+    this.encodeMs += performance.now() - t0;
   }
 
   clear(dst: PooledBuffer, byte: number, bytes: number): void {
     if (bytes === 0) return;
+    const t0 = performance.now();
     this.endPass();
     this.enc().clearBuffer(this.touch(dst), byte, bytes);
+    this.encodeMs += performance.now() - t0;
   }
 
   // --- finite checks -----------------------------------------------------------------------
@@ -265,6 +305,7 @@ export class GpuContext {
 
   /** Submit everything encoded so far (parameters first). */
   flush(): void {
+    const t0 = performance.now();
     this.endPass();
     if (this.slots > 0) this.device.queue.writeBuffer(this.paramBuffer, 0, this.params, 0, this.slots * PARAM_SLOT_BYTES);
     this.slots = 0;
@@ -274,6 +315,7 @@ export class GpuContext {
     }
     this.encoder = null;
     this.epoch++;
+    this.submitMs += performance.now() - t0;
   }
 
   private staging(bytes: number): GPUBuffer {
@@ -323,6 +365,7 @@ export class GpuContext {
   destroy(): void {
     this.endPass();
     this.encoder = null;
+    this.bindGroups.clear();
     for (const list of this.pool.values()) for (const b of list) b.buffer.destroy();
     for (const list of this.stagingPool.values()) for (const b of list) b.destroy();
     this.pool.clear();

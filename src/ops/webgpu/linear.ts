@@ -141,9 +141,9 @@ export function encodeMatmul(
   if (lin.kind === "dense") {
     for (const c of lin.dense) {
       if (M === 1) {
-        ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], null, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
+        ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
       } else {
-        ctx.dispatch("dense_gemm", [M, N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], null, [xb, c.weight, bias, ob],
+        ctx.dispatch("dense_gemm", [M, N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob],
           [Math.ceil(c.nc / 64), Math.ceil(M / 64)]);
       }
     }
@@ -153,9 +153,9 @@ export function encodeMatmul(
   for (const c of lin.gptq) {
     const bufs = [xb, c.qweight, c.scales, c.zp, lin.gIdx!, bias, ob];
     if (M === 1) {
-      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], null, bufs, [Math.ceil(c.nc / 16)]);
+      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], 0, bufs, [Math.ceil(c.nc / 16)]);
     } else {
-      ctx.dispatch("gptq_gemm", [M, N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], null, bufs,
+      ctx.dispatch("gptq_gemm", [M, N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], 0, bufs,
         [Math.ceil(c.nc / 64), Math.ceil(M / 8)]);
     }
   }
