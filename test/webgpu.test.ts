@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Backend, GptqWeights, LinearWeights, Tensor } from "../src/ops/backend.js";
+import { addRmsNorm, type Backend, type GptqWeights, type LinearWeights, type Tensor } from "../src/ops/backend.js";
 import { ReferenceBackend } from "../reference/backend.js";
 import { WebGpuBackend, type WebGpuBackendOptions } from "../src/ops/webgpu/backend.js";
 import { f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../src/io/fp16.js";
@@ -134,6 +134,34 @@ describe("webgpu backend vs the reference backend", function () {
       await same(inputs, (be, [x, w, b]) => be.layerNorm(x, w, b, 1e-6), 1e-6);
       await same(inputs, (be, [x, w]) => be.rmsNorm(x, w, 1e-6), 1e-6);
     }
+  });
+
+  it("addRmsNorm: the sum and its norm as add + rmsNorm (reference within 1e-6, the GPU's own two ops bit for bit)", async () => {
+    // Rows wider than a workgroup (300, 4096: several values per thread), one row (decode), offsets (views).
+    for (const [R, D] of [[3, 37], [2, 300], [1, 4096], [1, 1]]) {
+      const inputs: Array<[Float32Array, number[]]> = [[rand(R * D, R, -3, 5), [R, D]], [rand(R * D + 5, 7), [R * D + 5]], [rand(D, 3), [D]]];
+      const b = (be: Backend, t: Tensor): Tensor => be.sliceRows(t, 5, R * D).reshape([R, D]);
+      await same(inputs, (be, [x, y, w]) => addRmsNorm(be, x, b(be, y), w, 1e-6, "t").normed, 1e-6);
+      await same(inputs, (be, [x, y, w]) => addRmsNorm(be, x, b(be, y), w, 1e-6, "t").sum, 1e-7);
+      const [x, y, w] = inputs.map(([d, sh]) => gpu.fromHost(d, sh));
+      const fused = gpu.addRmsNorm(x, b(gpu, y), w, 1e-6, "t");
+      const sum = gpu.add(x, b(gpu, y));
+      expect(await gpu.read(fused.sum)).to.deep.equal(await gpu.read(sum));
+      expect(await gpu.read(fused.normed)).to.deep.equal(await gpu.read(gpu.rmsNorm(sum, w, 1e-6)));
+    }
+  });
+
+  it("addRmsNorm checks its sum as checkFinite does: the earliest failing check is reported", async () => {
+    const a = new Float32Array(300);
+    a[200] = -Infinity;
+    const [x, y, w] = [gpu.fromHost(a, [1, 300]), gpu.fromHost(new Float32Array(300), [1, 300]), gpu.fromHost(new Float32Array(300).fill(1), [300])];
+    gpu.addRmsNorm(y, y, w, 1e-6, "fine sum");
+    gpu.addRmsNorm(x, y, w, 1e-6, "transformer.h.3 attention output");
+    gpu.checkFinite(x, "later check");
+    let msg = "";
+    await gpu.read(w).catch((e: Error) => (msg = e.message));
+    expect(msg).to.equal("transformer.h.3 attention output contains -Inf");
+    expect(Array.from(await gpu.read(w)).every((v) => v === 1)).to.equal(true);
   });
 
   it("add (same shape and row broadcast), scaleRows, swiglu", async () => {

@@ -27,7 +27,7 @@
 //     embed(ids): Tensor [T, C]
 //     newCache(capacity?): KvCache
 //     forward(x: Tensor [T, C], cache, options?): Tensor [R, V]   (R rows chosen by logitsFor)
-import type { Backend, Embedding, GptqWeights, Linear, LinearWeights, Tensor } from "../ops/backend.js";
+import { addRmsNorm, type Backend, type Embedding, type GptqWeights, type Linear, type LinearWeights, type Tensor } from "../ops/backend.js";
 import type { WeightSource } from "../io/weights.js";
 import type { QwenConfig } from "../config.js";
 import { lognScales, ntkAlpha, rotaryInvFreq, rotaryTables } from "./rope.js";
@@ -347,11 +347,15 @@ export class QwenDecoder {
     // is ours: not the caller's x, and not shown to onBlock (which may keep it).
     const release = (...ts: Tensor[]): void => be.release(...ts);
     const ownH = options.onBlock === undefined;
+    // Each residual add goes with the norm after it and its finite check (addRmsNorm, one
+    // dispatch on a GPU): a block's output comes with the next block's attn_norm.
+    const eps = cfg.layerNormEpsilon;
     let h = x; // h: [T, C]
+    let nextNorm: Tensor | null = null; // attn_norm of the next block, made with h
     for (let l = 0; l < this.blocks.length; l++) {
       const b = this.blocks[l];
       // --- attention (QWenAttention.forward, modeling_qwen.py:251-316) ---
-      const attnNorm = be.rmsNorm(h, b.attnNorm, cfg.layerNormEpsilon); // attn_norm: [T, C]
+      const attnNorm = nextNorm ?? be.rmsNorm(h, b.attnNorm, eps); // attn_norm: [T, C]
       const qkv = be.matmul(attnNorm, b.wqkv); // qkv: [T, 3·H·D], split at modeling_qwen.py:265-267
       const q0 = be.sliceColumns(qkv, 0, H * D).reshape([T, H, D]); // q: [T, H, D]
       const k0 = be.sliceColumns(qkv, H * D, H * D).reshape([T, H, D]); // k: [T, H, D]
@@ -368,21 +372,28 @@ export class QwenDecoder {
       const kv = cache.view(l, P + T); // k, v: [P+T, H, D]
       const attn = be.attention(q, kv.k, kv.v, { scale, causal: true, queryOffset: P }); // attn: [T, H, D]
       const attnOut = be.matmul(attn.reshape([T, H * D]), b.wo); // attn_out: [T, C]
-      const ffnInp = be.add(h, attnOut); // ffn_inp: [T, C] (modeling_qwen.py:386)
-      be.checkFinite(ffnInp, `transformer.h.${l} attention output`);
+      // ffn_inp = h + attn_out (modeling_qwen.py:386); ffn_norm: [T, C]
+      const { sum: ffnInp, normed: ffnNorm } = addRmsNorm(be, h, attnOut, b.ffnNorm, eps, `transformer.h.${l} attention output`);
       release(q, attn, attnOut);
       if (ownH && h !== x) release(h);
       // --- MLP (QWenMLP.forward, modeling_qwen.py:331-336): c_proj(w1(x) · silu(w2(x))) ---
-      const ffnNorm = be.rmsNorm(ffnInp, b.ffnNorm, cfg.layerNormEpsilon); // ffn_norm: [T, C]
       const a12 = be.matmul(ffnNorm, b.w12); // [a1 | a2]: [T, 2F]
       const a1 = be.sliceColumns(a12, 0, F); // a1: [T, F]
       const a2 = be.sliceColumns(a12, F, F); // a2: [T, F]
       const gated = be.swiglu(a1, a2); // [T, F]
       release(ffnNorm, a12, a1, a2);
       const ffnOut = be.matmul(gated, b.wDown); // ffn_out: [T, C]
-      h = be.add(ffnInp, ffnOut); // l_out: [T, C]
-      be.checkFinite(h, `transformer.h.${l} mlp output`);
-      release(gated, ffnInp, ffnOut);
+      release(gated);
+      // l_out = ffn_inp + ffn_out: [T, C], with the next block's attn_norm
+      const next = this.blocks[l + 1];
+      const what = `transformer.h.${l} mlp output`;
+      if (next) {
+        ({ sum: h, normed: nextNorm } = addRmsNorm(be, ffnInp, ffnOut, next.attnNorm, eps, what));
+      } else {
+        h = be.add(ffnInp, ffnOut);
+        be.checkFinite(h, what);
+      }
+      release(ffnInp, ffnOut);
       options.onBlock?.(l, h);
     }
     cache.length = P + T;
@@ -391,7 +402,7 @@ export class QwenDecoder {
     // ln_f and lm_head are row-wise, so only the rows asked for are computed (modeling_qwen.py:716, 865).
     const rows = this.pickRows(options.logitsFor ?? "last", T);
     const hSel = rows === null ? h : be.gatherRows(h, rows); // [R, C]
-    const normed = be.rmsNorm(hSel, this.normOut, cfg.layerNormEpsilon); // [R, C]
+    const normed = be.rmsNorm(hSel, this.normOut, eps); // [R, C]
     const logits = be.matmul(normed, this.lmHead); // logits: [R, V]
     be.checkFinite(logits, "lm_head output");
     release(normed);

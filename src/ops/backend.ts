@@ -140,6 +140,14 @@ export interface ZerosOptions {
   readonly longLived?: boolean;
 }
 
+/** `be.addRmsNorm` where the backend has it (a GPU saves two dispatches), else its three ops. */
+export function addRmsNorm(be: Backend, a: Tensor, b: Tensor, weight: Tensor, eps: number, what: string): { sum: Tensor; normed: Tensor } {
+  if (be.addRmsNorm) return be.addRmsNorm(a, b, weight, eps, what);
+  const sum = be.add(a, b);
+  be.checkFinite(sum, what);
+  return { sum, normed: be.rmsNorm(sum, weight, eps) };
+}
+
 export interface Backend {
   readonly name: string;
 
@@ -201,6 +209,13 @@ export interface Backend {
 
   /** Element-wise a + b (same size), or a + b broadcast over rows when b has one row's length. */
   add(a: Tensor, b: Tensor): Tensor;
+
+  /**
+   * Optional: the residual step `sum = add(a, b)` (same size), `checkFinite(sum, what)`,
+   * `normed = rmsNorm(sum, weight, eps)` as one op, with the values and the error of the three.
+   * Call it through `addRmsNorm` below, which falls back to the three ops.
+   */
+  addRmsNorm?(a: Tensor, b: Tensor, weight: Tensor, eps: number, what: string): { sum: Tensor; normed: Tensor };
 
   /** Element-wise a · s[row] — one scalar per row of the [rows, cols] view; s has `rows` values. */
   scaleRows(a: Tensor, s: Tensor): Tensor;

@@ -245,6 +245,21 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
+  addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, what: string): { sum: Tensor; normed: Tensor } {
+    const as = this.st(a, "addRmsNorm"), bs = this.st(b, "addRmsNorm"), ws = this.st(weight, "addRmsNorm");
+    const D = a.cols, R = a.rows;
+    if (a.size !== b.size) throw new Error(`addRmsNorm: shapes [${a.shape}] and [${b.shape}] differ`);
+    if (weight.size !== D) throw new Error(`addRmsNorm: x [${a.shape}] needs weight of ${D} values, got ${weight.size}`);
+    if (!(eps >= 0)) throw new Error(`addRmsNorm: eps must be ≥ 0, got ${eps}`);
+    const sum = this.out(a.shape, a.size), normed = this.out(a.shape, a.size);
+    const index = this.ctx.checkIndex(what);
+    if (a.size > 0) {
+      this.ctx.dispatch("add_rms_norm", [R, D, as.offset, bs.offset, ws.offset, index, eps], 1 << 6 /* eps: f32 */,
+        [as.buf, bs.buf, ws.buf, sum.storage.buf, normed.storage.buf, this.ctx.statusBuffer], this.ctx.grid(R, 1));
+    }
+    return { sum, normed };
+  }
+
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
     return this.norm("layer_norm", x, weight, bias, eps);
   }
