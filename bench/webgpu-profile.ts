@@ -22,6 +22,7 @@ import { createBackend, disposeBackend } from "../src/ops/select.js";
 import { argmax } from "../src/generate/sampling.js";
 import type { Backend } from "../src/ops/backend.js";
 import { benchPrompt } from "./e2e.js";
+import type { WebGpuCounters } from "../src/ops/webgpu/backend.js";
 
 // The few WebGPU calls used here, typed structurally (the package's types are a devDependency of
 // the backend, not of the benchmarks).
@@ -199,15 +200,28 @@ async function main(): Promise<void> {
     let next = argmax(await model.prefill(ids, cache, { imageEmbeds: [embeds] }));
     let encodeMs = 0;
     let waitMs = 0;
+    const counters = (): WebGpuCounters => (backend as unknown as { counters: WebGpuCounters }).counters;
+    const c0 = counters();
     for (let i = 0; i < steps; i++) {
       const t0 = performance.now();
       next = argmax(await model.decodeStep(next, cache));
       encodeMs += lastFlush - t0;
       waitMs += performance.now() - lastFlush;
     }
+    const c1 = counters();
+    const per = (k: keyof WebGpuCounters): number => (c1[k] - c0[k]) / steps;
     report.decode_host_encode_ms = encodeMs / steps;
     report.decode_submit_to_logits_ms = waitMs / steps;
+    // Of the host encoding: the context's own share (dispatch/copy/clear, and flush), per step.
+    report.decode_ctx_encode_ms = per("encodeMs");
+    report.decode_ctx_submit_ms = per("submitMs");
+    report.decode_dispatches = per("dispatches");
+    report.decode_submits = per("submits");
+    report.decode_bind_groups_created = per("bindGroupsCreated");
+    report.decode_bind_groups_reused = per("bindGroupsReused");
     console.log(`decode step (plain): ${(encodeMs / steps).toFixed(3)} ms encoding on the host, ${(waitMs / steps).toFixed(3)} ms from submit to logits`);
+    console.log(`  of the encoding: ${per("encodeMs").toFixed(3)} ms in dispatch/copy/clear, ${per("submitMs").toFixed(3)} ms in submits; ` +
+      `${per("dispatches")} dispatches and copies, ${per("submits")} submits, bind groups ${per("bindGroupsCreated")} made / ${per("bindGroupsReused")} reused per step`);
     ctx.flush = flush;
     backend.release(embeds);
 
