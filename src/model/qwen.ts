@@ -324,6 +324,8 @@ export class QwenDecoder {
     if (P + T > this.maxContext) {
       throw new Error(`forward: ${P} cached + ${T} new tokens exceed the context window of ${this.maxContext} (max_position_embeddings)`);
     }
+    // ln_f and lm_head are row-wise, so only the rows asked for are computed (modeling_qwen.py:716, 865).
+    const rows = this.pickRows(options.logitsFor ?? "last", T);
 
     // Rotary tables. Dynamic NTK picks alpha from the true length when there is no past
     // (modeling_qwen.py:639-646); with a past the cached alpha is kept (modeling_qwen.py:648).
@@ -356,14 +358,19 @@ export class QwenDecoder {
       const b = this.blocks[l];
       // --- attention (QWenAttention.forward, modeling_qwen.py:251-316) ---
       const attnNorm = nextNorm ?? be.rmsNorm(h, b.attnNorm, eps); // attn_norm: [T, C]
+      nextNorm = null;
       const qkv = be.matmul(attnNorm, b.wqkv); // qkv: [T, 3·H·D], split at modeling_qwen.py:265-267
-      const q0 = be.sliceColumns(qkv, 0, H * D).reshape([T, H, D]); // q: [T, H, D]
-      const k0 = be.sliceColumns(qkv, H * D, H * D).reshape([T, H, D]); // k: [T, H, D]
+      // q and k rotated together as [T, 2H, D] (the rotation is per head): one op, and in decode
+      // (T = 1) every slice here is a view.
+      const qk0 = be.sliceColumns(qkv, 0, 2 * H * D).reshape([T, 2 * H, D]); // [q | k]: [T, 2H, D]
       const v = be.sliceColumns(qkv, 2 * H * D, H * D).reshape([T, H, D]); // v: [T, H, D]
-      let q = be.rope(q0, cos, sin); // modeling_qwen.py:273-280, rotate-half (1114-1137)
-      const k = be.rope(k0, cos, sin);
+      const qk = be.rope(qk0, cos, sin).reshape([T, 2 * H * D]); // modeling_qwen.py:273-280, rotate-half (1114-1137)
+      let q = be.sliceColumns(qk, 0, H * D).reshape([T, H, D]); // q: [T, H, D]
+      const k = be.sliceColumns(qk, H * D, H * D).reshape([T, H, D]); // k: [T, H, D]
       cache.write(l, P, k, v); // modeling_qwen.py:282-285: cat(past, new) along positions
-      release(attnNorm, qkv, q0, k0, v, k); // q0, k0, v: copies (prefill) or views of qkv (decode: ignored)
+      // qk0, v: copies (prefill) or views of qkv (decode: ignored); q, k: copies or views of qk,
+      // which goes with q after the attention.
+      release(attnNorm, qkv, qk0, v, k);
       if (logn !== null) {
         const scaled = be.scaleRows(q.reshape([T, H * D]), logn).reshape([T, H, D]);
         release(q);
@@ -374,7 +381,7 @@ export class QwenDecoder {
       const attnOut = be.matmul(attn.reshape([T, H * D]), b.wo); // attn_out: [T, C]
       // ffn_inp = h + attn_out (modeling_qwen.py:386); ffn_norm: [T, C]
       const { sum: ffnInp, normed: ffnNorm } = addRmsNorm(be, h, attnOut, b.ffnNorm, eps, `transformer.h.${l} attention output`);
-      release(q, attn, attnOut);
+      release(q, qk, attn, attnOut);
       if (ownH && h !== x) release(h);
       // --- MLP (QWenMLP.forward, modeling_qwen.py:331-336): c_proj(w1(x) · silu(w2(x))) ---
       const a12 = be.matmul(ffnNorm, b.w12); // [a1 | a2]: [T, 2F]
@@ -384,11 +391,12 @@ export class QwenDecoder {
       release(ffnNorm, a12, a1, a2);
       const ffnOut = be.matmul(gated, b.wDown); // ffn_out: [T, C]
       release(gated);
-      // l_out = ffn_inp + ffn_out: [T, C], with the next block's attn_norm
-      const next = this.blocks[l + 1];
+      // l_out = ffn_inp + ffn_out: [T, C], with the next block's attn_norm, or after the last
+      // block with ln_f when every row goes on to lm_head.
+      const nextWeight = l + 1 < this.blocks.length ? this.blocks[l + 1].attnNorm : rows === null ? this.normOut : null;
       const what = `transformer.h.${l} mlp output`;
-      if (next) {
-        ({ sum: h, normed: nextNorm } = addRmsNorm(be, ffnInp, ffnOut, next.attnNorm, eps, what));
+      if (nextWeight) {
+        ({ sum: h, normed: nextNorm } = addRmsNorm(be, ffnInp, ffnOut, nextWeight, eps, what));
       } else {
         h = be.add(ffnInp, ffnOut);
         be.checkFinite(h, what);
@@ -399,10 +407,8 @@ export class QwenDecoder {
     cache.length = P + T;
     release(cos, sin, ...(logn ? [logn] : []));
 
-    // ln_f and lm_head are row-wise, so only the rows asked for are computed (modeling_qwen.py:716, 865).
-    const rows = this.pickRows(options.logitsFor ?? "last", T);
     const hSel = rows === null ? h : be.gatherRows(h, rows); // [R, C]
-    const normed = be.rmsNorm(hSel, this.normOut, eps); // [R, C]
+    const normed = nextNorm ?? be.rmsNorm(hSel, this.normOut, eps); // ln_f: [R, C]
     const logits = be.matmul(normed, this.lmHead); // logits: [R, V]
     be.checkFinite(logits, "lm_head output");
     release(normed);
@@ -411,13 +417,13 @@ export class QwenDecoder {
     return logits;
   }
 
-  /** null = every row. */
+  /** null = every row, in order (also when the list asked for is 0..T−1, e.g. "last" of one token). */
   private pickRows(which: "last" | "all" | readonly number[], T: number): number[] | null {
     if (which === "all") return null;
-    if (which === "last") return [T - 1];
-    for (const r of which) {
+    const rows = which === "last" ? [T - 1] : [...which];
+    for (const r of rows) {
       if (!Number.isInteger(r) || r < 0 || r >= T) throw new Error(`forward: logitsFor row ${r} is outside 0..${T - 1}`);
     }
-    return [...which];
+    return rows.length === T && rows.every((r, i) => r === i) ? null : rows;
   }
 }
