@@ -332,7 +332,11 @@ export class WebGpuBackend implements Backend {
     const perHead = Tq * Tk * 4;
     const budget = Math.min(ATTENTION_SCRATCH_BYTES, this.ctx.maxBinding);
     const hc = Math.max(1, Math.min(H, Math.floor(budget / perHead)));
-    const scratch = this.ctx.take(Tq * hc * Tk * 4);
+    // A power of two of bytes: in decode the scores grow by one key per step, and an exact size
+    // would be a new pool size (a new buffer, new bind groups) every other step.
+    const need = Tq * hc * Tk * 4;
+    const pow2 = 2 ** Math.ceil(Math.log2(need));
+    const scratch = this.ctx.take(pow2 <= this.ctx.maxBinding ? pow2 : need);
     for (let h0 = 0; h0 < H; h0 += hc) {
       const n = Math.min(hc, H - h0);
       this.ctx.dispatch("att_scores", [Tq, Tk, H, D, h0, n, qs.offset, ks.offset, causal, pos0, options.scale], 1 << 10 /* scale: f32 */,

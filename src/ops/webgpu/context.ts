@@ -37,6 +37,8 @@ export class GpuStorage implements TensorStorage {
 export interface PooledBuffer {
   readonly buffer: GPUBuffer;
   readonly bytes: number;
+  /** Creation order: the pool hands out the lowest free one (see `take`). */
+  readonly id: number;
   /** The last epoch (submit count) whose encoder referenced this buffer. */
   lastEpoch: number;
   /** Handed back to the pool (guards against a double release). */
@@ -68,7 +70,9 @@ export class GpuContext {
   /** Largest weight chunk (bytes): maxBinding, or lower when asked (tests of the splits). */
   readonly weightChunk: number;
   private readonly pipelines = new Map<string, Pipeline>();
+  /** Free buffers by size, each list sorted by id from highest to lowest. */
   private readonly pool = new Map<number, PooledBuffer[]>();
+  private nextBufferId = 0;
   private readonly stagingPool = new Map<number, GPUBuffer[]>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -127,7 +131,14 @@ export class GpuContext {
 
   // --- buffers -----------------------------------------------------------------------------
 
-  /** A buffer of at least `bytes` (rounded to 256) for GPU-written outputs (reuse at once is safe). */
+  /**
+   * A buffer of at least `bytes` (rounded to 256) for GPU-written outputs (reuse at once is safe).
+   * The lowest-id free buffer that qualifies: which buffer an op gets then depends only on which
+   * ones are free, not on the order they came back in, so a decode step that frees all it takes
+   * gets the same buffers every step, and with them the same cached bind groups. (Handing out
+   * the last one returned instead permuted them from step to step: on an H200 a decode step made
+   * 170 of its ~360 bind groups anew.)
+   */
   take(bytes: number, forUpload = false): PooledBuffer {
     const size = Math.max(256, Math.ceil(bytes / 256) * 256);
     if (size > this.maxBinding) {
@@ -148,7 +159,7 @@ export class GpuContext {
       size,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    return { buffer, bytes: size, lastEpoch: -1, free: false };
+    return { buffer, bytes: size, id: this.nextBufferId++, lastEpoch: -1, free: false };
   }
 
   /** Back to the pool: a later `take` of the same rounded size may return it. */
@@ -157,7 +168,14 @@ export class GpuContext {
     b.free = true;
     let list = this.pool.get(b.bytes);
     if (!list) this.pool.set(b.bytes, (list = []));
-    list.push(b);
+    // Keep the list sorted by id, highest first (the lowest is popped from the end).
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid].id > b.id) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, b);
   }
 
   /** A pooled buffer holding `data` (f32 values or 32-bit words), written before the pending ops run. */
