@@ -2,7 +2,7 @@
 //
 // Every tensor lives in a device buffer (GpuStorage: buffer + element offset, so views such as
 // sliceRows are free); every op encodes dispatches into one pending command encoder that is
-// submitted only when a value is read — a decode step is one submit. The wrappers here decide
+// submitted when a value is read and every 64 dispatches (context.ts). The wrappers here decide
 // shapes, strides and dispatch sizes; design and measurements in docs/webgpu.md.
 /// <reference types="@webgpu/types" />
 import {
