@@ -561,7 +561,7 @@ export class WasmBackend extends HostBackendBase implements Backend {
       // keys it can see are used.
       const n = options.causal ? Math.min(Tk, off + 1) : Tk;
       const row = H * D;
-      const [qp, op, sp, kp0, vp0] = a.scratch([row * 4, row * 4, this.threads * n * 4, inPlace ? 0 : n * row * 4, inPlace ? 0 : n * row * 4]);
+      const [qp, op, sp, kp0, vp0] = a.scratch([row * 4, row * 4, this.threads * H * (n + D + 1) * 4, inPlace ? 0 : n * row * 4, inPlace ? 0 : n * row * 4]);
       a.f32(qp, row).set(hostData(q));
       let kp = hostData(k).byteOffset, vp = hostData(v).byteOffset;
       if (!inPlace) {
