@@ -9,8 +9,8 @@
 //   1. attn_pack (units = heads) repacks K_h into the GEMM panel layout of gemm.ts
 //      (Kp[s/8][d][s%8], keys padded to Tkp = 8·⌈Tk/8⌉ with zeros) and V_h likewise with the head
 //      dimension as the output columns (Vp[d/8][s][d%8], d padded to Dp = 8·⌈D/8⌉).
-//   2. attention (units = (head, block of QB query rows), head-major): S = Q_blk·K_hᵀ with the 4×8
-//      register tile (k-dim = D), row-wise scale/mask/softmax in place (P, masked keys → 0),
+//   2. attention (units = (head, block of QB query rows), head-major): S = Q_blk·K_hᵀ with the 6×8 and 4×8 register
+//      tiles (k-dim = D), row-wise scale/mask/softmax in place (P, masked keys → 0),
 //      O = P·V_h with the same tile (k-dim = the block's largest visible key count), then
 //      out = O / rowsum.
 // A unit's result does not depend on the thread running it, and masked keys contribute exact zeros,
@@ -18,11 +18,11 @@
 // Scratch per thread (tid): S [QB][Tkp], O [QB][Dp], row sums [QB] (f32), at
 // scratch + tid·QB·(Tkp + Dp + 1)·4.
 import { hsum, exp4, madd } from "./simd";
-import { tile4x8, tile1x8 } from "./gemm";
+import { tile6x8, tile4x8, tile1x8 } from "./gemm";
 import { C_ZERO8, C_EXP_NEGLIGIBLE } from "./consts";
 
-/** Query rows per work unit: S for 16 rows × 1024 keys is 64 KiB (L2). */
-export const QB: i32 = 16;
+/** Query rows per work unit: three 6-row tiles; S for 18 rows × 1024 keys is 72 KiB (L2). */
+export const QB: i32 = 18;
 
 /**
  * Softmax numerators in place: p[i] = exp(p[i] − mx) for i < n, four at a time then the tail;
@@ -107,6 +107,7 @@ export function attention(
     for (let p = 0; p < panels; p++) {
       const b = kh + ((<usize>p * D) << 5);
       let r = 0;
+      for (; r + 6 <= rows; r += 6) tile6x8(qb + <usize>r * qRow, qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), ldS, C_ZERO8);
       for (; r + 4 <= rows; r += 4) tile4x8(qb + <usize>r * qRow, qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), ldS, C_ZERO8);
       for (; r < rows; r++) tile1x8(qb + <usize>r * qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), C_ZERO8);
     }
@@ -128,6 +129,7 @@ export function attention(
     for (let p = 0; p < (Dp >> 3); p++) {
       const b = vh + ((<usize>p * Tk) << 5);
       let r = 0;
+      for (; r + 6 <= rows; r += 6) tile6x8(S + <usize>r * ldS, ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), ldO, C_ZERO8);
       for (; r + 4 <= rows; r += 4) tile4x8(S + <usize>r * ldS, ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), ldO, C_ZERO8);
       for (; r < rows; r++) tile1x8(S + <usize>r * ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), C_ZERO8);
     }

@@ -89,7 +89,7 @@ const MC = 192;
 /** Rows per block of the int4 × int16 kernel (its activations, MB·K·2 bytes, stay in L2). */
 const MB_Q4 = 16;
 /** Query rows per attention work unit (assembly/attention.ts QB). */
-const ATTN_QB = 16;
+const ATTN_QB = 18;
 /** Below this many multiply-adds (or elements) an op runs on the calling thread only. */
 const PARALLEL_MIN_WORK = 1 << 15;
 /**
