@@ -9,8 +9,8 @@
 //   1. attn_pack (units = heads) repacks K_h into the GEMM panel layout of gemm.ts
 //      (Kp[s/8][d][s%8], keys padded to Tkp = 8·⌈Tk/8⌉ with zeros) and V_h likewise with the head
 //      dimension as the output columns (Vp[d/8][s][d%8], d padded to Dp = 8·⌈D/8⌉).
-//   2. attention (units = (head, block of QB query rows), head-major): S = Q_blk·K_hᵀ with the 4×8
-//      register tile (k-dim = D), row-wise scale/mask/softmax in place (P, masked keys → 0),
+//   2. attention (units = (head, block of QB query rows), head-major): S = Q_blk·K_hᵀ with the 6×8 and 4×8 register
+//      tiles (k-dim = D), row-wise scale/mask/softmax in place (P, masked keys → 0),
 //      O = P·V_h with the same tile (k-dim = the block's largest visible key count), then
 //      out = O / rowsum.
 // A unit's result does not depend on the thread running it, and masked keys contribute exact zeros,
@@ -18,31 +18,42 @@
 // Scratch per thread (tid): S [QB][Tkp], O [QB][Dp], row sums [QB] (f32), at
 // scratch + tid·QB·(Tkp + Dp + 1)·4.
 import { hsum, exp4, madd } from "./simd";
-import { tile4x8, tile1x8 } from "./gemm";
-import { C_ZERO8 } from "./consts";
+import { tile6x8, tile4x8, tile1x8 } from "./gemm";
+import { C_ZERO8, C_EXP_NEGLIGIBLE } from "./consts";
 
-/** Query rows per work unit: S for 16 rows × 1024 keys is 64 KiB (L2). */
-export const QB: i32 = 16;
+/** Query rows per work unit: three 6-row tiles; S for 18 rows × 1024 keys is 72 KiB (L2). */
+export const QB: i32 = 18;
 
 /**
  * Softmax numerators in place: p[i] = exp(p[i] − mx) for i < n, four at a time then the tail;
  * returns their sum (vector partial sums first, then the tail, in that fixed order).
+ *
+ * Numerators below 2^-100 (p[i] − mx < ln 2^-100) are stored as exact zeros. The largest
+ * numerator is 1, so such a term is below 2^-76 of one ulp of the row sum and of any output it
+ * joins: dropping it changes no result that is not already lost to cancellation. Kept, such terms
+ * are worse than useless on x86: exp of a very negative argument and its products with V are
+ * subnormal floats, each costing a microcode assist (~100 cycles; WebAssembly cannot set
+ * flush-to-zero). Peaked attention rows are made mostly of them — measured on a 300-token prefill
+ * of the full-width decoder, the attention products ran 5–8× slower with them.
  */
 @inline
 function expShiftSum(p: usize, n: i32, mx: f32): f32 {
   const mv = f32x4.splat(mx);
+  const lo = v128.load(C_EXP_NEGLIGIBLE);
   let acc = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const o: usize = <usize>i << 2;
-    const e = exp4(f32x4.sub(v128.load(p + o), mv));
+    const x = f32x4.sub(v128.load(p + o), mv);
+    const e = v128.and(exp4(x), f32x4.ge(x, lo));
     v128.store(p + o, e);
     acc = f32x4.add(acc, e);
   }
   let sum = hsum(acc);
   for (; i < n; i++) {
     const o: usize = <usize>i << 2;
-    const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(p + o) - mx)), 0);
+    const x = f32x4.splat(load<f32>(p + o) - mx);
+    const e = f32x4.extract_lane(v128.and(exp4(x), f32x4.ge(x, lo)), 0);
     store<f32>(p + o, e);
     sum += e;
   }
@@ -96,6 +107,7 @@ export function attention(
     for (let p = 0; p < panels; p++) {
       const b = kh + ((<usize>p * D) << 5);
       let r = 0;
+      for (; r + 6 <= rows; r += 6) tile6x8(qb + <usize>r * qRow, qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), ldS, C_ZERO8);
       for (; r + 4 <= rows; r += 4) tile4x8(qb + <usize>r * qRow, qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), ldS, C_ZERO8);
       for (; r < rows; r++) tile1x8(qb + <usize>r * qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), C_ZERO8);
     }
@@ -117,6 +129,7 @@ export function attention(
     for (let p = 0; p < (Dp >> 3); p++) {
       const b = vh + ((<usize>p * Tk) << 5);
       let r = 0;
+      for (; r + 6 <= rows; r += 6) tile6x8(S + <usize>r * ldS, ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), ldO, C_ZERO8);
       for (; r + 4 <= rows; r += 4) tile4x8(S + <usize>r * ldS, ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), ldO, C_ZERO8);
       for (; r < rows; r++) tile1x8(S + <usize>r * ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), C_ZERO8);
     }
@@ -131,69 +144,89 @@ export function attention(
 
 /**
  * One query row (decode, Tq = 1) straight on k/v [Tk, H, D], no repacking: for a single row the
- * GEMM form above costs a full transpose of K and V per call, more than the products. Per head:
- *   s_j = scale · q_h·k_j (4-lane partial sums over d, then hsum), softmax over the n visible keys
- *   as above, out_h = (Σ_j p_j v_j) / Σ_j p_j with the accumulators over d held in registers,
- *   16 columns at a time. Needs D % 4 = 0 (the wrapper falls back to the GEMM form otherwise).
- * Units = heads; a head's result does not depend on the thread, so any thread count gives the
- * same bits. Scratch per thread: Tk f32 scores at scratch + tid·Tk·4.
+ * GEMM form above costs a full transpose of K and V per call, more than the products.
+ *
+ * Keys outer, heads inner: position j's keys (and values) of all heads are one contiguous row of
+ * H·D floats, so walking j and, inside it, the unit's heads reads the cache as a few long
+ * streams. Walking one head's keys at a time instead reads 4·D bytes every 4·H·D bytes (16 KiB for
+ * Qwen-7B): a new page per key, where the hardware prefetchers stop; measured that way the decode
+ * attention ran at ~3 GB/s.
+ *   1. s[h][j] = scale · q_h·k_jh (4-lane partial sums over d, then hsum)
+ *   2. per head: softmax numerators over the n visible keys in place, and their sum
+ *   3. o[h] = Σ_j p_hj v_jh, keys four at a time into an accumulator row per head (the adds
+ *      still run over j in order), then out_h = o[h] / sum_h.
+ * Needs D % 4 = 0 (the wrapper falls back to the GEMM form otherwise). Units = heads; every head's
+ * arithmetic, and its order, is the same whichever thread runs it, so any thread count gives the
+ * same bits. Scratch per thread: scores [H][n], accumulators [H][D] and sums [H] (f32), at
+ * scratch + tid·H·(n + D + 1)·4 (room for all H heads: a thread may be given any of them).
  */
 export function attn_decode(
   q: usize, k: usize, v: usize, out: usize, Tk: i32, H: i32, D: i32, scale: f32, n: i32,
   scratch: usize, h0: i32, h1: i32, tid: i32,
 ): void {
-  const S = scratch + ((<usize>tid * Tk) << 2);
+  const S = scratch + ((<usize>tid * H * (n + D + 1)) << 2);
+  const O = S + ((<usize>H * n) << 2);
+  const sums = O + ((<usize>H * D) << 2);
   const rowB: usize = (<usize>H * D) << 2;
   const dB: usize = <usize>D << 2;
-  for (let h = h0; h < h1; h++) {
-    const qh = q + ((<usize>h * D) << 2);
-    const kh = k + ((<usize>h * D) << 2);
-    const vh = v + ((<usize>h * D) << 2);
-    // 1. scores
-    let mx: f32 = -Infinity;
-    for (let j = 0; j < n; j++) {
-      const kj = kh + <usize>j * rowB;
+  const nB: usize = <usize>n << 2;
+  // 1. scores
+  for (let j = 0; j < n; j++) {
+    const kj = k + <usize>j * rowB;
+    for (let h = h0; h < h1; h++) {
+      const qh = q + ((<usize>h * D) << 2);
+      const kh = kj + ((<usize>h * D) << 2);
       let a0 = f32x4.splat(0), a1 = a0;
       let d: usize = 0;
       for (; d + 32 <= dB; d += 32) {
-        a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + d), v128.load(kj + d)));
-        a1 = f32x4.add(a1, f32x4.mul(v128.load(qh + d, 16), v128.load(kj + d, 16)));
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + d), v128.load(kh + d)));
+        a1 = f32x4.add(a1, f32x4.mul(v128.load(qh + d, 16), v128.load(kh + d, 16)));
       }
-      if (d < dB) a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + d), v128.load(kj + d)));
-      const x = hsum(f32x4.add(a0, a1)) * scale;
-      store<f32>(S + (<usize>j << 2), x);
-      mx = max(mx, x);
+      if (d < dB) a0 = f32x4.add(a0, f32x4.mul(v128.load(qh + d), v128.load(kh + d)));
+      store<f32>(S + <usize>(h - h0) * nB + (<usize>j << 2), hsum(f32x4.add(a0, a1)) * scale);
     }
-    // 2. softmax numerators in place and their sum
-    const sum = expShiftSum(S, n, mx);
-    const inv = f32x4.splat(<f32>1 / sum);
-    // 3. out_h = Σ_j p_j v_j / sum, 16 columns (4 accumulators) at a time, then 4 at a time
-    const oh = out + ((<usize>h * D) << 2);
-    let d: usize = 0;
-    for (; d + 64 <= dB; d += 64) {
-      let o0 = f32x4.splat(0), o1 = o0, o2 = o0, o3 = o0;
-      let vj = vh + d;
-      for (let t = 0; t < n; t++) {
-        const p = v128.load32_splat(S + (<usize>t << 2));
-        o0 = madd(p, v128.load(vj), o0);
-        o1 = madd(p, v128.load(vj, 16), o1);
-        o2 = madd(p, v128.load(vj, 32), o2);
-        o3 = madd(p, v128.load(vj, 48), o3);
-        vj += rowB;
+  }
+  // 2. softmax numerators in place and their sums; accumulators cleared
+  for (let h = h0; h < h1; h++) {
+    const sh = S + <usize>(h - h0) * nB;
+    let mx: f32 = -Infinity;
+    for (let j = 0; j < n; j++) mx = max(mx, load<f32>(sh + (<usize>j << 2)));
+    store<f32>(sums + (<usize>(h - h0) << 2), expShiftSum(sh, n, mx));
+    memory.fill(O + <usize>(h - h0) * dB, 0, dB);
+  }
+  // 3. o[h] += p_hj v_jh, four keys per pass over the accumulators
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const v0 = v + <usize>j * rowB;
+    for (let h = h0; h < h1; h++) {
+      const sh = S + <usize>(h - h0) * nB + (<usize>j << 2);
+      const p0 = v128.load32_splat(sh), p1 = v128.load32_splat(sh + 4);
+      const p2 = v128.load32_splat(sh + 8), p3 = v128.load32_splat(sh + 12);
+      const oh = O + <usize>(h - h0) * dB;
+      const vh = v0 + ((<usize>h * D) << 2);
+      for (let d: usize = 0; d < dB; d += 16) {
+        let o = v128.load(oh + d);
+        o = madd(p0, v128.load(vh + d), o);
+        o = madd(p1, v128.load(vh + rowB + d), o);
+        o = madd(p2, v128.load(vh + 2 * rowB + d), o);
+        o = madd(p3, v128.load(vh + 3 * rowB + d), o);
+        v128.store(oh + d, o);
       }
-      v128.store(oh + d, f32x4.mul(o0, inv));
-      v128.store(oh + d, f32x4.mul(o1, inv), 16);
-      v128.store(oh + d, f32x4.mul(o2, inv), 32);
-      v128.store(oh + d, f32x4.mul(o3, inv), 48);
     }
-    for (; d < dB; d += 16) {
-      let o0 = f32x4.splat(0);
-      let vj = vh + d;
-      for (let t = 0; t < n; t++) {
-        o0 = madd(v128.load32_splat(S + (<usize>t << 2)), v128.load(vj), o0);
-        vj += rowB;
-      }
-      v128.store(oh + d, f32x4.mul(o0, inv));
+  }
+  for (; j < n; j++) {
+    const vj = v + <usize>j * rowB;
+    for (let h = h0; h < h1; h++) {
+      const p = v128.load32_splat(S + <usize>(h - h0) * nB + (<usize>j << 2));
+      const oh = O + <usize>(h - h0) * dB;
+      const vh = vj + ((<usize>h * D) << 2);
+      for (let d: usize = 0; d < dB; d += 16) v128.store(oh + d, madd(p, v128.load(vh + d), v128.load(oh + d)));
     }
+  }
+  for (let h = h0; h < h1; h++) {
+    const inv = f32x4.splat(<f32>1 / load<f32>(sums + (<usize>(h - h0) << 2)));
+    const oh = O + <usize>(h - h0) * dB;
+    const dst = out + ((<usize>h * D) << 2);
+    for (let d: usize = 0; d < dB; d += 16) v128.store(dst + d, f32x4.mul(v128.load(oh + d), inv));
   }
 }

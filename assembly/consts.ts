@@ -32,7 +32,10 @@ export const C_NIB_MASK_1: usize = CONST_BASE + 592; // 0x00F0 in every i16 lane
 export const C_F16_KEEP: usize = CONST_BASE + 608; // 0x8FFFFFFF: sign + f32 exponent bits 0..4 + mantissa
 export const C_BYTE_NIB: usize = CONST_BASE + 624; // 0x0F in every byte
 export const C_INV_256: usize = CONST_BASE + 640; // 2^-8: weight of the lowest 8-bit digit (gemv_q4_i8.ts)
-export const CONST_END: usize = CONST_BASE + 656;
+export const C_EXP_NEGLIGIBLE: usize = CONST_BASE + 656; // ln 2^-100: softmax terms below it are 0 (attention.ts)
+export const C_RND_MAGIC: usize = CONST_BASE + 672; // 1.5·2^23: x + it rounds x to an integer (simd.ts exp4)
+export const C_EXP_BIAS_MAGIC: usize = CONST_BASE + 688; // 127 − bits(1.5·2^23), i32
+export const CONST_END: usize = CONST_BASE + 704;
 
 function splatF(at: usize, v: f32): void {
   v128.store(at, f32x4.splat(v));
@@ -88,4 +91,7 @@ export function init_consts(): void {
   splatI(C_F16_KEEP, 0x8fffffff);
   splatI(C_BYTE_NIB, 0x0f0f0f0f);
   splatF(C_INV_256, 1.0 / 256);
+  splatF(C_EXP_NEGLIGIBLE, -69.31471805599453);
+  splatF(C_RND_MAGIC, 12582912.0);
+  splatI(C_EXP_BIAS_MAGIC, 127 - 0x4b400000);
 }

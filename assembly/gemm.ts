@@ -15,6 +15,10 @@
 //   2 loads of W, 4 broadcast loads of A (v128.load32_splat), 8 multiply-adds. With the 4-cycle
 //   FMA latency and 2 FMA pipes, 8 independent accumulators are exactly what keeps the pipes full;
 //   8 accumulators + 2 W vectors + 1 A broadcast = 11 of the 16 xmm registers V8 can use.
+//   The driver runs 6-row tiles first (tile6x8: 12 accumulators + 2 + 1 = 15, every register V8
+//   allocates — it keeps xmm15 as scratch): 8 loads per 12 multiply-adds instead of 6 per 8.
+//   Measured on 2 threads (Xeon, 1024 rows, f16 weights): 1664→8192 from 68–71 to 87–90
+//   GFLOP/s, 8192→1664 from 84 to 88, 1664→1664 from 81–88 to 90; then 4-row and 1-row tails.
 //
 // Cache blocking
 //   K is cut in blocks of KC (8 KiB of f32 panel: KC·8·4 bytes, L1-resident while every row of the
@@ -60,6 +64,52 @@ import { Q4_REC_EXTRA, q4_block_groups, q4_rec } from "./gemv_q4";
   v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
   v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16);
   v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16);
+}
+
+/** C[6 rows, 8 cols] (+)= A[6 rows, kc] · panel[kc, 8]: tile4x8 with two more rows (12 accumulators). */
+// @ts-ignore: decorator
+@inline export function tile6x8(a: usize, lda: usize, b: usize, kc: i32, c: usize, ldc: usize, init: usize): void {
+  const biasRow = init != c;
+  const i1 = biasRow ? init : init + ldc, i2 = biasRow ? init : init + 2 * ldc, i3 = biasRow ? init : init + 3 * ldc;
+  const i4 = biasRow ? init : init + 4 * ldc, i5 = biasRow ? init : init + 5 * ldc;
+  let c00 = v128.load(init), c01 = v128.load(init, 16);
+  let c10 = v128.load(i1), c11 = v128.load(i1, 16);
+  let c20 = v128.load(i2), c21 = v128.load(i2, 16);
+  let c30 = v128.load(i3), c31 = v128.load(i3, 16);
+  let c40 = v128.load(i4), c41 = v128.load(i4, 16);
+  let c50 = v128.load(i5), c51 = v128.load(i5, 16);
+  let a0 = a;
+  const a3 = a + 3 * lda;
+  const end: usize = a + (<usize>kc << 2);
+  for (; a0 < end; a0 += 4) {
+    const b0 = v128.load(b), b1 = v128.load(b, 16);
+    let x = v128.load32_splat(a0);
+    c00 = madd(x, b0, c00);
+    c01 = madd(x, b1, c01);
+    x = v128.load32_splat(a0 + lda);
+    c10 = madd(x, b0, c10);
+    c11 = madd(x, b1, c11);
+    x = v128.load32_splat(a0 + 2 * lda);
+    c20 = madd(x, b0, c20);
+    c21 = madd(x, b1, c21);
+    const a3k = a0 - a + a3;
+    x = v128.load32_splat(a3k);
+    c30 = madd(x, b0, c30);
+    c31 = madd(x, b1, c31);
+    x = v128.load32_splat(a3k + lda);
+    c40 = madd(x, b0, c40);
+    c41 = madd(x, b1, c41);
+    x = v128.load32_splat(a3k + 2 * lda);
+    c50 = madd(x, b0, c50);
+    c51 = madd(x, b1, c51);
+    b += 32;
+  }
+  v128.store(c, c00); v128.store(c, c01, 16);
+  v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
+  v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16);
+  v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16);
+  v128.store(c + 4 * ldc, c40); v128.store(c + 4 * ldc, c41, 16);
+  v128.store(c + 5 * ldc, c50); v128.store(c + 5 * ldc, c51, 16);
 }
 
 /** C[1 row, 8 cols] (+)= A[1, kc] · panel[kc, 8]; used for M tails and decode (M = 1). */
@@ -170,6 +220,10 @@ export function gemm(
         const cp = c + (<usize>p << 5);
         const bp = bias + (<usize>p << 5);
         let i = ic;
+        for (; i + 6 <= mEnd; i += 6) {
+          const ci = cp + <usize>i * ldcB;
+          tile6x8(x + <usize>i * lda + (<usize>pc << 2), lda, b, kc, ci, ldcB, pc == 0 ? bp : ci);
+        }
         for (; i + 4 <= mEnd; i += 4) {
           const ci = cp + <usize>i * ldcB;
           tile4x8(x + <usize>i * lda + (<usize>pc << 2), lda, b, kc, ci, ldcB, pc == 0 ? bp : ci);

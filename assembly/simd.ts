@@ -3,7 +3,7 @@
 // The same source builds twice (asconfig.json): a plain SIMD128 module and a relaxed-SIMD one.
 // `ASC_FEATURE_RELAXED_SIMD` is a compile-time constant, so each build keeps exactly one branch.
 // On x86 with FMA, V8 lowers f32x4.relaxed_madd to vfmadd: one instruction, one rounding.
-import { C_ONE, C_LOG2E, C_LN2_HI, C_LN2_LO, C_EXP_P0, C_EXP_MAX, C_EXP_MIN, C_I127 } from "./consts";
+import { C_ONE, C_LOG2E, C_LN2_HI, C_LN2_LO, C_EXP_P0, C_EXP_MAX, C_EXP_MIN, C_RND_MAGIC, C_EXP_BIAS_MAGIC } from "./consts";
 
 /** a·b + c per f32 lane (fused in the relaxed build). */
 // @ts-ignore: decorator
@@ -49,7 +49,13 @@ import { C_ONE, C_LOG2E, C_LN2_HI, C_LN2_LO, C_EXP_P0, C_EXP_MAX, C_EXP_MIN, C_I
 // @ts-ignore: decorator
 @inline export function exp4(x0: v128): v128 {
   const x = f32x4.max(f32x4.min(x0, v128.load(C_EXP_MAX)), v128.load(C_EXP_MIN));
-  const n = f32x4.nearest(f32x4.mul(x, v128.load(C_LOG2E)));
+  // n = round-half-even(x·log2e) by adding and subtracting 1.5·2^23 (the add rounds to an integer
+  // in the current, nearest-even mode: the same n as f32x4.nearest), and t's low mantissa bits
+  // are n itself, so 2^n below is an integer add and shift; trunc_sat_f32x4_s, which this
+  // replaces, is a sequence of about seven instructions on x64 (saturation and NaN handling).
+  const magic = v128.load(C_RND_MAGIC);
+  const t = f32x4.add(f32x4.mul(x, v128.load(C_LOG2E)), magic);
+  const n = f32x4.sub(t, magic);
   let r = f32x4.sub(x, f32x4.mul(n, v128.load(C_LN2_HI)));
   r = f32x4.sub(r, f32x4.mul(n, v128.load(C_LN2_LO)));
   let p = v128.load(C_EXP_P0);
@@ -60,6 +66,29 @@ import { C_ONE, C_LOG2E, C_LN2_HI, C_LN2_LO, C_EXP_P0, C_EXP_MAX, C_EXP_MIN, C_I
   p = madd(p, r, v128.load(C_EXP_P0, 80));
   const r2 = f32x4.mul(r, r);
   p = f32x4.add(madd(p, r2, r), v128.load(C_ONE));
-  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), v128.load(C_I127)), 23);
+  const e = i32x4.shl(i32x4.add(t, v128.load(C_EXP_BIAS_MAGIC)), 23);
   return f32x4.mul(p, e);
+}
+
+/**
+ * Software prefetch for the decode GEMVs, which stream weights from DRAM once per token.
+ * WebAssembly has no prefetch instruction, so this is a plain 4-byte load PF_DIST bytes ahead of
+ * the read position, clamped to `last` (the last readable word of the stream) so that it never
+ * leaves the weights. The hardware's L2 streamer does not follow a stream across a 4 KiB page
+ * boundary, so one page ahead is the distance that helps; the load's value only goes into a
+ * global (touch_sink) so that no compiler drops it.
+ * Measured (Xeon fam 6 model 167, 2 threads, GPTQ 4096→11008 cycling over 135 MB of weights):
+ * median 8.0 GB/s without, 11.3–12.0 GB/s at 4096 bytes ahead, 9.8–10.9 at 1024, 9.9–11.6 at 8192.
+ */
+export const PF_DIST: usize = 4096;
+let touched: i32 = 0;
+
+// @ts-ignore: decorator
+@inline export function touchAhead(p: usize, last: usize): void {
+  touched ^= load<i32>(min(p + PF_DIST, last));
+}
+
+/** XOR of every word touchAhead loaded (keeps the loads alive; never needed otherwise). */
+export function touch_sink(): i32 {
+  return touched;
 }

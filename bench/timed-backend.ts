@@ -8,6 +8,7 @@
 // "attention prefill/vision" otherwise), every other op by its name. It implements the whole
 // Backend interface by delegation, so the model runs on it unchanged.
 import type { AttentionOptions, Backend, Embedding, EmbeddingWeights, Linear, LinearWeights, Tensor, ZerosOptions } from "../src/ops/backend.js";
+import { matmulGelu } from "../src/ops/backend.js";
 
 /** What one label accumulated. `bound` says which limit its rate is measured against. */
 export interface OpStat {
@@ -153,6 +154,16 @@ export class TimedBackend implements Backend {
     const bound: OpStat["bound"] = M === 1 ? "memory" : i.kind === "q4" ? "q4" : "f32";
     const label = `matmul ${i.kind} ${i.K}→${i.N}${M === 1 ? "" : " (M>1)"}`;
     return this.time(label, bound, 2 * M * i.K * i.N, i.bytes, () => this.inner.matmul(x, w));
+  }
+
+  /** The fused form where the inner backend has one (else its matmul + gelu, timed as one op). */
+  matmulGelu(x: Tensor, w: Linear): Tensor {
+    const i = this.info.get(w);
+    if (!i) throw new Error("TimedBackend.matmulGelu: the linear was not made through this backend's linear()");
+    const M = count(x) / i.K;
+    const bound: OpStat["bound"] = M === 1 ? "memory" : i.kind === "q4" ? "q4" : "f32";
+    const label = `matmul ${i.kind} ${i.K}→${i.N}${M === 1 ? "" : " (M>1)"} + gelu`;
+    return this.time(label, bound, 2 * M * i.K * i.N, i.bytes, () => matmulGelu(this.inner, x, w));
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {

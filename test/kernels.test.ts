@@ -2,7 +2,7 @@
 // f32 paths must agree to relative L2 < 1e-5; results must be bit-identical for 1 and N threads
 // and for weights spread over several arenas.
 import { expect } from "chai";
-import { Tensor, type Backend, type GptqWeights, type LinearWeights } from "../src/ops/backend.js";
+import { Tensor, matmulGelu, type Backend, type GptqWeights, type LinearWeights } from "../src/ops/backend.js";
 import { WasmBackend } from "../src/ops/wasm/backend.js";
 import { hostData } from "../src/ops/host.js";
 import { ReferenceBackend } from "../reference/backend.js";
@@ -125,6 +125,20 @@ describe("wasm kernels vs reference", function () {
         expectSame(many.matmul(x, l3), got);
       });
     }
+  }
+
+  // The fused form runs GELU on the product in the arena: the same bits as matmul then gelu.
+  for (const [dtype, M, K, N] of [["f16", 7, 130, 13], ["f32", 130, 33, 17], ["bf16", 1, 300, 64]] as const) {
+    it(`matmulGelu ${dtype} M=${M} K=${K} N=${N}: gelu(matmul) bit for bit`, () => {
+      const w = dense(N, K, dtype, true);
+      const x = tensor([M, K], 3);
+      const l1 = one.linear(w), l3 = many.linear(w), lr = ref.linear(w);
+      const got = matmulGelu(one, x, l1);
+      expectSame(got, one.gelu(one.matmul(x, l1)));
+      expectSame(matmulGelu(many, x, l3), got);
+      expectClose(got, matmulGelu(ref, x, lr));
+      expect(got.shape).to.deep.equal([M, N]);
+    });
   }
 
   it("matmul f16 M=1 with inf/NaN weights gives inf/NaN like the reference", () => {
@@ -318,6 +332,16 @@ describe("wasm kernels vs reference", function () {
     it(`attention ${name}: Tq=${Tq} Tk=${Tk} H=${H} D=${D}`, () => {
       const q = tensor([Tq, H, D], 2), k = tensor([Tk, H, D], 2), v = tensor([Tk, H, D]);
       check((be) => be.attention(q, k, v, { scale: 1 / Math.sqrt(D), causal, queryOffset: off }));
+    });
+  }
+
+  // Peaked rows (scores spread over hundreds): most softmax numerators fall below 2^-100 of the
+  // row's largest and the kernels store them as zeros (assembly/attention.ts expShiftSum); the
+  // result must still match the reference, which keeps every term in f64.
+  for (const [name, Tq, Tk, H, D, off] of [["prefill", 37, 37, 3, 16, 0], ["decode", 1, 61, 5, 32, 60]] as const) {
+    it(`attention ${name}, peaked rows: Tq=${Tq} Tk=${Tk} H=${H} D=${D}`, () => {
+      const q = tensor([Tq, H, D], 6), k = tensor([Tk, H, D], 6), v = tensor([Tk, H, D]);
+      check((be) => be.attention(q, k, v, { scale: 1 / Math.sqrt(D), causal: true, queryOffset: off }));
     });
   }
 

@@ -26,6 +26,7 @@
 //   - proj is a bare [outputDim, outputDim] parameter used as `x @ proj` (visual.py:419); it is
 //     transposed into nn.Linear's [out, in].
 import type { Backend, DenseWeights, Linear, LinearWeights, Tensor } from "../ops/backend.js";
+import { matmulGelu } from "../ops/backend.js";
 import type { WeightSource } from "../io/weights.js";
 import { getAbsPos } from "./interpolate.js";
 import { sincosPosEmbed2d } from "./sincos.js";
@@ -288,11 +289,10 @@ export class VisionTower {
       release(attnNorm, q, k, v, ctx, attnOut, x);
       // visual.py:295: x = x + c_proj(gelu(c_fc(ln_2(x)))).
       const ffnNorm = be.layerNorm(ffnInp, blk.ln2.weight, blk.ln2.bias, LN_EPS); // ffn_norm: [T, width]
-      const ffnFc = be.matmul(ffnNorm, blk.fc); // [T, mlpWidth]
-      const ffnUp = be.gelu(ffnFc); // ffn_up: [T, mlpWidth]
+      const ffnUp = matmulGelu(be, ffnNorm, blk.fc); // ffn_up = gelu(c_fc(ffn_norm)): [T, mlpWidth]
       const ffnOut = be.matmul(ffnUp, blk.proj); // ffn_out: [T, width]
       x = be.add(ffnInp, ffnOut); // x: [T, width]
-      release(ffnNorm, ffnFc, ffnUp, ffnOut, ffnInp);
+      release(ffnNorm, ffnUp, ffnOut, ffnInp);
       be.checkFinite(x, `transformer.visual.transformer.resblocks.${i} output`);
       trace?.(`vit.block.${i}`, x);
     }

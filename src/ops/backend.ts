@@ -148,6 +148,17 @@ export function addRmsNorm(be: Backend, a: Tensor, b: Tensor, weight: Tensor, ep
   return { sum, normed: be.rmsNorm(sum, weight, eps) };
 }
 
+/** `be.matmulGelu` where the backend has it (the product is not staged twice), else gelu(matmul). */
+export function matmulGelu(be: Backend, x: Tensor, w: Linear): Tensor {
+  if (be.matmulGelu) return be.matmulGelu(x, w);
+  const y = be.matmul(x, w);
+  try {
+    return be.gelu(y);
+  } finally {
+    be.release(y);
+  }
+}
+
 export interface Backend {
   readonly name: string;
 
@@ -222,6 +233,9 @@ export interface Backend {
 
   /** GELU, exact erf form: x·½·(1 + erf(x/√2)). */
   gelu(x: Tensor): Tensor;
+
+  /** Optional: gelu(matmul(x, w)) as one op, same values. Call it through `matmulGelu` above. */
+  matmulGelu?(x: Tensor, w: Linear): Tensor;
 
   /** SwiGLU gate: a · silu(b), silu(b) = b / (1 + e^(−b)). */
   swiglu(a: Tensor, b: Tensor): Tensor;
