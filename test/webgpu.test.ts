@@ -104,7 +104,7 @@ describe("webgpu backend vs the reference backend", function () {
   }
 
   for (const dtype of ["f32", "f16", "bf16"] as const) {
-    for (const [M, K, N] of [[1, 37, 29], [5, 130, 67], [67, 19, 131]]) {
+    for (const [M, K, N] of [[1, 37, 29], [5, 130, 67], [67, 19, 131], [70, 100, 69]]) {
       it(`dense ${dtype} matmul M=${M} K=${K} N=${N}, with bias, whole and split over bindings`, async () => {
         const w = dense(K, N, dtype, true, M + K + N);
         const x = rand(M * K, 7);
