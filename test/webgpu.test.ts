@@ -88,8 +88,8 @@ describe("webgpu backend vs the reference backend", function () {
     return { kind: "dense", inFeatures: K, outFeatures: N, weight, dtype, bias: bias ? rand(N, seed + 1) : undefined };
   }
 
-  function gptq(K: number, N: number, actOrder: boolean, bias: boolean, seed: number): GptqWeights {
-    const gs = 128, G = K / gs;
+  function gptq(K: number, N: number, actOrder: boolean, bias: boolean, seed: number, gs = 128): GptqWeights {
+    const G = K / gs;
     const words = rand((K / 8) * N + G * (N / 8), seed, 0, 2 ** 32);
     const qweight = Int32Array.from(words.subarray(0, (K / 8) * N), (v) => v | 0);
     const qzeros = Int32Array.from(words.subarray((K / 8) * N), (v) => v | 0);
@@ -126,9 +126,9 @@ describe("webgpu backend vs the reference backend", function () {
     });
   }
 
-  // K = 2304 is 288 packed rows: a second, partial tile of gptq_gemv's 256; N = 40 and 24 leave
+  // K = 4224 is 528 packed rows: a second, partial tile of gptq_gemv's 512; N = 40 and 24 leave
   // the last workgroup of 32 columns partly empty.
-  for (const [M, K, N, actOrder] of [[1, 256, 40, false], [1, 384, 200, true], [1, 2304, 40, false], [1, 2304, 24, true],
+  for (const [M, K, N, actOrder] of [[1, 256, 40, false], [1, 384, 200, true], [1, 4224, 40, false], [1, 4224, 24, true],
     [3, 256, 72, true], [9, 128, 24, false]] as const) {
     it(`GPTQ int4 matmul M=${M} K=${K} N=${N}${actOrder ? " act-order g_idx" : ""}, whole and split`, async () => {
       const w = gptq(K, N, actOrder, M !== 9, M * 31 + N);
@@ -138,6 +138,13 @@ describe("webgpu backend vs the reference backend", function () {
       expect(e).to.be.below(1e-6);
     });
   }
+
+  it("GPTQ int4 matmul M=1 with groups of 64 and 8 (a group changes within a K-split's run of rows)", async () => {
+    for (const gs of [64, 8]) {
+      const w = gptq(1024, 48, false, true, 21 + gs, gs);
+      await same([[rand(1024, 13), [1, 1024]]], (be, [t]) => be.matmul(t, be.linear(w)), 1e-6);
+    }
+  });
 
   it("layerNorm and rmsNorm over odd widths", async () => {
     for (const [R, D] of [[3, 37], [2, 300], [1, 1]]) {

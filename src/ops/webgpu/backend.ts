@@ -50,7 +50,7 @@ const ATT_SPLIT_MAX_D = 256;
 /** Queries per workgroup of att_flash.wgsl (BQ), its largest head dim (DMAX) and its workgroup memory in bytes. */
 const ATT_FLASH_QUERIES = 32;
 const ATT_FLASH_MAX_D = 128;
-const ATT_FLASH_SHARED_BYTES = 4 * (32 * 129 + 32 * 65 + 32 * 33 + 256 + 3 * 32); // qs, kv, sp, red, row_m/l/a
+const ATT_FLASH_SHARED_BYTES = 16 * (32 * 33 + 32 * 17) + 4 * (32 * 33 + 256 + 3 * 32); // qs, kv (vec4), sp, red, row_m/l/a
 
 export class WebGpuBackend implements Backend {
   readonly name: string;

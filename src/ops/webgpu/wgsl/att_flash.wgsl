@@ -6,14 +6,16 @@
 // Workgroup (qb, h) takes the BQ queries t0 = qb·BQ .. t0+BQ−1 of head h (Q in workgroup memory)
 // and walks the keys in tiles of BK. Per tile: S = scale · Q·Kᵀ (BQ × BK, 2 × 2 per invocation);
 // per row the running maximum m, the rescale factor α = exp(m_old − m_new), the weights
-// P = exp(S − m_new) and the running sum l = α·l + Σ P; then O = α·O + P·V (BQ × d, 2 rows × up to
-// 8 dims per invocation, in registers). out = O / l. K and V pass through workgroup memory
+// P = exp(S − m_new) and the running sum l = α·l + Σ P; then O = α·O + P·V (BQ × d, 2 rows × 4
+// consecutive dims of each DH-slice per invocation, in registers). out = O / l. Q, K and V sit in
+// workgroup memory as vec4 along the head dim, zero past d, so any d works and each vec4 read
+// feeds 8 (P·V) or 16 (Q·Kᵀ) FMAs. K and V pass through workgroup memory
 // DH dims at a time: 32 KiB of workgroup memory (lavapipe's limit, and WebGPU's default 16 KiB
 // raised to the adapter's by device.ts) does not hold Q and a whole K tile of 128 dims.
 // Masked scores (causal: s > pos0 + t; keys past Tk) get weight 0 by their indices, never by
 // an infinity; causal blocks stop at their last visible key. Head dim d ≤ DMAX (backend.ts).
-// Row strides in workgroup memory are odd: 16 neighbouring invocations reading 16 rows then
-// hit 16 different banks (32 four-byte banks).
+// Row strides in workgroup memory are odd numbers of vec4: 8 neighbouring invocations reading
+// 8 rows then hit 8 different 16-byte bank groups (32 four-byte banks).
 struct Params { tq: u32, tk: u32, h: u32, d: u32, q_off: u32, k_off: u32, v_off: u32, o_off: u32, causal: u32, pos0: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
@@ -26,20 +28,20 @@ const BQ = 32u;           // queries per workgroup; backend.ts ATT_FLASH_QUERIES
 const BK = 32u;           // keys per tile
 const DMAX = 128u;        // largest head dim (Qwen-VL: 128 in the decoder, 104 in the ViT)
 const DH = 64u;           // dims of K and V per pass through workgroup memory: DMAX / 2
-const DS = DMAX + 1u;     // odd row stride of Q (d | 1 ≤ DS)
-const KS = DH + 1u;       // odd row stride of a K or V slice
+const QS = DMAX / 4u + 1u; // row stride of Q in vec4 (odd)
+const KS = DH / 4u + 1u;   // row stride of a K or V slice in vec4 (odd)
 const SPS = BK + 1u;      // odd row stride of the weights P
 const NEG_MAX = -3.4028234663852886e38; // −f32 max: the running maximum before any key
 
-var<workgroup> qs: array<f32, BQ * DS>;
-var<workgroup> kv: array<f32, BK * KS>;
+var<workgroup> qs: array<vec4<f32>, BQ * QS>;
+var<workgroup> kv: array<vec4<f32>, BK * KS>;
 var<workgroup> sp: array<f32, BQ * SPS>;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> row_m: array<f32, BQ>;
 var<workgroup> row_l: array<f32, BQ>;
 var<workgroup> row_a: array<f32, BQ>;
 
-// Dims dc0 .. dc0+DH−1 of keys s0 .. s0+BK−1 of `src` (k or v) into kv; zeros past nk keys and d dims.
+// Dims dc0 .. dc0+DH−1 of keys s0 .. s0+BK−1 of k or v into kv; zeros past nk keys and d dims.
 fn load_slice(is_v: bool, s0: u32, nk: u32, hh: u32, dc0: u32, l: u32) {
   for (var e = l; e < BK * DH; e += WG) {
     let j = e / DH;
@@ -49,7 +51,7 @@ fn load_slice(is_v: bool, s0: u32, nk: u32, hh: u32, dc0: u32, l: u32) {
       let idx = ((s0 + j) * p.h + hh) * p.d + dc0 + i;
       if (is_v) { val = v[p.v_off + idx]; } else { val = k[p.k_off + idx]; }
     }
-    kv[j * KS + i] = val;
+    kv[j * KS + i / 4u][i % 4u] = val;
   }
 }
 
@@ -58,26 +60,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
   let t0 = wid.x * BQ;
   let hh = wid.y;
   let d = p.d;
-  let ds = d | 1u;
   let ty = l / 16u; // rows ty, ty + 16
-  let tx = l % 16u; // keys tx, tx + 16; dims dc0 + tx + 16·c, c < 4
+  let tx = l % 16u; // keys tx, tx + 16; dims dc0 + 4·tx .. dc0 + 4·tx + 3
   let nq = min(BQ, p.tq - t0);
   // Keys any row of this block sees: causal rows see s ≤ pos0 + t.
   var kend = p.tk;
   if (p.causal == 1u) { kend = min(p.tk, p.pos0 + t0 + nq); }
 
-  for (var e = l; e < BQ * d; e += WG) {
-    let r = e / d;
-    let i = e % d;
+  for (var e = l; e < BQ * DMAX; e += WG) {
+    let r = e / DMAX;
+    let i = e % DMAX;
     var val = 0.0;
-    if (r < nq) { val = q[p.q_off + ((t0 + r) * p.h + hh) * d + i]; }
-    qs[r * ds + i] = val;
+    if (r < nq && i < d) { val = q[p.q_off + ((t0 + r) * p.h + hh) * d + i]; }
+    qs[r * QS + i / 4u][i % 4u] = val;
   }
   if (l < BQ) {
     row_m[l] = NEG_MAX;
     row_l[l] = 0.0;
   }
-  // O for rows ty (o0*) and ty + 16 (o1*), dims tx + 16·c of the first DH (lo) and second (hi).
+  // O for rows ty (o0*) and ty + 16 (o1*), dims 4·tx .. 4·tx+3 of the first DH (lo) and second (hi).
   var o0lo = vec4<f32>(0.0); var o0hi = vec4<f32>(0.0);
   var o1lo = vec4<f32>(0.0); var o1hi = vec4<f32>(0.0);
 
@@ -88,13 +89,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
       workgroupBarrier(); // kv is no longer read (previous slice, or P·V of the previous tile)
       load_slice(false, s0, nk, hh, dc0, l);
       workgroupBarrier();
-      let n = min(DH, d - dc0);
-      for (var i = 0u; i < n; i++) {
-        let a0 = qs[ty * ds + dc0 + i];
-        let a1 = qs[(ty + 16u) * ds + dc0 + i];
+      let n4 = (min(DH, d - dc0) + 3u) / 4u; // zeros past d add nothing
+      let qb = dc0 / 4u;
+      for (var i = 0u; i < n4; i++) {
+        let a0 = qs[ty * QS + qb + i];
+        let a1 = qs[(ty + 16u) * QS + qb + i];
         let b0 = kv[tx * KS + i];
         let b1 = kv[(tx + 16u) * KS + i];
-        s00 += a0 * b0; s01 += a0 * b1; s10 += a1 * b0; s11 += a1 * b1;
+        s00 += dot(a0, b0); s01 += dot(a0, b1); s10 += dot(a1, b0); s11 += dot(a1, b1);
       }
     }
     sp[ty * SPS + tx] = s00 * p.scale;
@@ -152,12 +154,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
       var add0 = vec4<f32>(0.0);
       var add1 = vec4<f32>(0.0);
       for (var j = 0u; j < nk; j++) {
-        let p0 = sp[ty * SPS + j];
-        let p1 = sp[(ty + 16u) * SPS + j];
-        let vb = j * KS + tx;
-        let vv = vec4<f32>(kv[vb], kv[vb + 16u], kv[vb + 32u], kv[vb + 48u]);
-        add0 += p0 * vv;
-        add1 += p1 * vv;
+        let vv = kv[j * KS + tx];
+        add0 += sp[ty * SPS + j] * vv;
+        add1 += sp[(ty + 16u) * SPS + j] * vv;
       }
       if (dc0 == 0u) { o0lo += add0; o1lo += add1; } else { o0hi += add0; o1hi += add1; }
     }
@@ -170,10 +169,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
       let ob = p.o_off + ((t0 + r) * p.h + hh) * d;
       let lo = select(o0lo, o1lo, half == 1u);
       let hi = select(o0hi, o1hi, half == 1u);
-      for (var c = 0u; c < 8u; c++) {
-        let i = tx + 16u * c;
-        let val = select(hi[c & 3u], lo[c & 3u], c < 4u);
-        if (i < d) { o[ob + i] = val * inv; }
+      for (var c = 0u; c < 4u; c++) {
+        let i = 4u * tx + c;
+        if (i < d) { o[ob + i] = lo[c] * inv; }
+        if (DH + i < d) { o[ob + DH + i] = hi[c] * inv; }
       }
     }
   }

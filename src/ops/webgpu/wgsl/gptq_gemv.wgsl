@@ -5,7 +5,8 @@
 // columns, so each invocation owns 4 columns and reads 16 bytes per load (scales and zero points
 // likewise as vec4<f32>). A workgroup is 8 column quads (32 columns, 128 contiguous bytes per
 // packed row) × 32 K-splits; each split owns runs of U consecutive packed rows and issues their U
-// loads before using any. x is staged through workgroup memory a tile of 32·U packed rows at a
+// loads before using any (16 × 16 bytes in flight per invocation: the bandwidth × latency
+// product of an H200 multiprocessor, ≈ 32 GB/s × ~1 µs, needs tens of KiB in flight each). x is staged through workgroup memory a tile of 32·U packed rows at a
 // time and read as vec4. Why: the previous 16 columns × 16 splits of scalar loads read 575 GB/s
 // on an H200, 14 % of the card's 4239 GB/s (docs/webgpu-h200.md). nc % 4 == 0 (GPTQ needs
 // N % 8 == 0 and linear.ts splits by multiples of 8). `seq_g` = 1 when g_idx[k] = k / group_size
@@ -22,7 +23,7 @@ struct Params { n: u32, k: u32, nc: u32, n0: u32, gs: u32, seq_g: u32, x_off: u3
 
 const QX = 8u;              // column quads per workgroup (backend: linear.ts GPTQ_GEMV_COLUMNS = 4·QX)
 const SPLITS = 32u;         // K-splits per workgroup
-const U = 8u;               // consecutive packed rows per split and tile
+const U = 16u;              // consecutive packed rows per split and tile: one group of 128 (Qwen's group size)
 const TROWS = SPLITS * U;   // packed rows per tile
 var<workgroup> xs: array<vec4<f32>, TROWS * 2u>; // x of one tile: 8 values per packed row
 var<workgroup> part: array<vec4<f32>, SPLITS * QX>;
@@ -56,6 +57,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
         let r = rb + u;
         wv[u] = select(vec4<u32>(0u), qw[min(r, words - 1u) * nq + jq], r < words);
       }
+      // A run starts at a multiple of U: with sequential groups of a multiple of 8·U values of k
+      // its U rows share one group, whose scales and zero points are then read once.
+      let one = p.seq_g == 1u && (p.gs / 8u) % U == 0u;
+      var s_run = vec4<f32>(0.0);
+      var z_run = vec4<f32>(0.0);
+      if (one && rb < words) {
+        let g = rb * 8u / p.gs;
+        s_run = scales[g * nq + jq];
+        z_run = zp[g * nq + jq];
+      }
       for (var u = 0u; u < U; u++) {
         let r = rb + u;
         if (r < words) {
@@ -64,9 +75,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
           let xb = xs[2u * lr + 1u];
           let k0 = r * 8u;
           if (p.seq_g == 1u) {
-            let g = k0 / p.gs;
-            let s = scales[g * nq + jq];
-            let z = zp[g * nq + jq];
+            var s = s_run;
+            var z = z_run;
+            if (!one) {
+              let g = k0 / p.gs;
+              s = scales[g * nq + jq];
+              z = zp[g * nq + jq];
+            }
             acc += xa.x * (s * (unpack(wv[u], 0u) - z));
             acc += xa.y * (s * (unpack(wv[u], 1u) - z));
             acc += xa.z * (s * (unpack(wv[u], 2u) - z));
