@@ -146,8 +146,8 @@ describe("webgpu backend vs the reference backend", function () {
     }
   });
 
-  it("layerNorm and rmsNorm over odd widths", async () => {
-    for (const [R, D] of [[3, 37], [2, 300], [1, 1]]) {
+  it("layerNorm and rmsNorm over odd widths (4133: rms_norm's four loads per iteration, then the rest)", async () => {
+    for (const [R, D] of [[3, 37], [2, 300], [1, 1], [2, 4133]]) {
       const inputs: Array<[Float32Array, number[]]> = [[rand(R * D, R, -3, 5), [R, D]], [rand(D, 2), [D]], [rand(D, 3), [D]]];
       await same(inputs, (be, [x, w, b]) => be.layerNorm(x, w, b, 1e-6), 1e-6);
       await same(inputs, (be, [x, w]) => be.rmsNorm(x, w, 1e-6), 1e-6);
