@@ -28,9 +28,13 @@ const TROWS = SPLITS * U;   // packed rows per tile
 var<workgroup> xs: array<vec4<f32>, TROWS * 2u>; // x of one tile: 8 values per packed row
 var<workgroup> part: array<vec4<f32>, SPLITS * QX>;
 
+// 2^23 + q[k0 + b] of the 4 columns, as f32: q < 16 fills the low mantissa bits of 2^23 exactly.
+// Minus 2^23 + zp (exact: zp is an integer ≤ 16) this is exactly q − zp, as f32(q) − zp would
+// be, without an integer-to-float conversion per weight.
 fn unpack(w: vec4<u32>, b: u32) -> vec4<f32> {
-  return vec4<f32>((w >> vec4<u32>(4u * b)) & vec4<u32>(15u));
+  return bitcast<vec4<f32>>(((w >> vec4<u32>(4u * b)) & vec4<u32>(15u)) | vec4<u32>(0x4b000000u));
 }
+const TWO23 = 8388608.0; // 2^23
 
 @compute @workgroup_size(8, 32)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) l: u32) {
@@ -38,7 +42,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let jq = wid.x * QX + lid.x;
   let words = p.k / 8u;
   var acc = vec4<f32>(0.0);
+  // A run starts at a multiple of U: with sequential groups of a multiple of 8·U values of k
+  // its U rows share one group, whose scales and zero points are then read once.
+  let one = p.seq_g == 1u && (p.gs / 8u) % U == 0u;
   for (var r0 = 0u; r0 < words; r0 += TROWS) {
+    // This tile's weights first: their loads are in flight while x is staged below.
+    let rb = r0 + lid.y * U;
+    var wv: array<vec4<u32>, U>;
+    var s_run = vec4<f32>(0.0);
+    var z_run = vec4<f32>(0.0);
+    if (jq < nq) {
+      for (var u = 0u; u < U; u++) {
+        let r = rb + u;
+        wv[u] = select(vec4<u32>(0u), qw[min(r, words - 1u) * nq + jq], r < words);
+      }
+      if (one && rb < words) {
+        let g = rb * 8u / p.gs;
+        s_run = scales[g * nq + jq];
+        z_run = zp[g * nq + jq] + TWO23;
+      }
+    }
     workgroupBarrier(); // the previous tile's x is no longer read
     for (var e = l; e < TROWS * 2u; e += QX * SPLITS) {
       let k0 = r0 * 8u + e * 4u;
@@ -51,22 +74,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     }
     workgroupBarrier();
     if (jq < nq) {
-      let rb = r0 + lid.y * U;
-      var wv: array<vec4<u32>, U>;
-      for (var u = 0u; u < U; u++) {
-        let r = rb + u;
-        wv[u] = select(vec4<u32>(0u), qw[min(r, words - 1u) * nq + jq], r < words);
-      }
-      // A run starts at a multiple of U: with sequential groups of a multiple of 8·U values of k
-      // its U rows share one group, whose scales and zero points are then read once.
-      let one = p.seq_g == 1u && (p.gs / 8u) % U == 0u;
-      var s_run = vec4<f32>(0.0);
-      var z_run = vec4<f32>(0.0);
-      if (one && rb < words) {
-        let g = rb * 8u / p.gs;
-        s_run = scales[g * nq + jq];
-        z_run = zp[g * nq + jq];
-      }
       for (var u = 0u; u < U; u++) {
         let r = rb + u;
         if (r < words) {
@@ -80,7 +87,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
             if (!one) {
               let g = k0 / p.gs;
               s = scales[g * nq + jq];
-              z = zp[g * nq + jq];
+              z = zp[g * nq + jq] + TWO23;
             }
             acc += xa.x * (s * (unpack(wv[u], 0u) - z));
             acc += xa.y * (s * (unpack(wv[u], 1u) - z));
@@ -94,7 +101,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
             for (var b = 0u; b < 8u; b++) {
               let g = gidx[k0 + b];
               let xk = select(xb[b & 3u], xa[b & 3u], b < 4u);
-              acc += xk * (scales[g * nq + jq] * (unpack(wv[u], b) - zp[g * nq + jq]));
+              acc += xk * (scales[g * nq + jq] * (unpack(wv[u], b) - (zp[g * nq + jq] + TWO23)));
             }
           }
         }
