@@ -189,12 +189,13 @@ describe("webgpu backend vs the reference backend", function () {
     // Tq ≤ 4: att_split over blocks of 32 keys (Tk = 77: a partial third block; causal rows whose
     // last blocks are empty); Tq > 4 with D ≤ 128: att_flash over tiles of 32 queries and 32 keys
     // (Tq = 70, Tk = 77: partial tiles; D = 104 as the ViT's heads); D = 136 > 128: the
-    // three-pass att_scores / att_softmax / att_pv; D = 264 > 256 with Tq = 1 likewise.
+    // three-pass att_scores / att_softmax / att_pv; D = 264 > 256 with Tq = 1 likewise. Tk = 4200 is
+    // 132 key blocks, more than att_combine's 128 at a time; D = 200 gives its invocations two dims.
     const cases: Array<readonly [number, number, number, number, boolean, number]> = [
       [5, 9, 3, 10, false, 0], [7, 7, 3, 10, true, 0], [3, 7, 3, 10, true, 4], [1, 11, 3, 10, true, 10],
       [1, 77, 2, 104, true, 76], [3, 77, 2, 104, true, 40], [2, 77, 3, 10, false, 0],
       [70, 77, 2, 104, false, 0], [70, 77, 2, 104, true, 7], [33, 33, 3, 128, true, 0], [40, 45, 1, 9, false, 0],
-      [6, 9, 2, 136, true, 3], [1, 9, 1, 264, false, 0],
+      [6, 9, 2, 136, true, 3], [1, 9, 1, 264, false, 0], [1, 4200, 1, 8, true, 4199], [2, 40, 2, 200, false, 0],
     ];
     for (const [Tq, Tk, H, D, causal, queryOffset] of cases) {
       await same([[rand(Tq * H * D, Tq, -2, 2), [Tq, H, D]], [rand(Tk * H * D, Tk, -2, 2), [Tk, H, D]], [rand(Tk * H * D, 9), [Tk, H, D]]],
