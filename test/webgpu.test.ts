@@ -92,8 +92,8 @@ describe("webgpu backend vs the reference backend", function () {
     return { kind: "dense", inFeatures: K, outFeatures: N, weight, dtype, bias: bias ? rand(N, seed + 1) : undefined };
   }
 
-  function gptq(K: number, N: number, actOrder: boolean, bias: boolean, seed: number): GptqWeights {
-    const gs = 128, G = K / gs;
+  function gptq(K: number, N: number, actOrder: boolean, bias: boolean, seed: number, gs = 128): GptqWeights {
+    const G = K / gs;
     const words = rand((K / 8) * N + G * (N / 8), seed, 0, 2 ** 32);
     const qweight = Int32Array.from(words.subarray(0, (K / 8) * N), (v) => v | 0);
     const qzeros = Int32Array.from(words.subarray((K / 8) * N), (v) => v | 0);
@@ -108,7 +108,7 @@ describe("webgpu backend vs the reference backend", function () {
   }
 
   for (const dtype of ["f32", "f16", "bf16"] as const) {
-    for (const [M, K, N] of [[1, 37, 29], [5, 130, 67], [67, 19, 131]]) {
+    for (const [M, K, N] of [[1, 37, 29], [5, 130, 67], [67, 19, 131], [70, 100, 69]]) {
       it(`dense ${dtype} matmul M=${M} K=${K} N=${N}, with bias, whole and split over bindings`, async () => {
         const w = dense(K, N, dtype, true, M + K + N);
         const x = rand(M * K, 7);
@@ -118,7 +118,22 @@ describe("webgpu backend vs the reference backend", function () {
     }
   }
 
-  for (const [M, K, N, actOrder] of [[1, 256, 40, false], [1, 384, 200, true], [3, 256, 72, true], [9, 128, 24, false]] as const) {
+  // M = 1 with rows of whole 16-byte words takes dense_gemv4 (vec4 loads, x staged 2048 values at
+  // a time): K = 2056 has a second, partial tile of x; K = 1016 fits the 4 KiB split (f32: one row per chunk).
+  for (const dtype of ["f32", "f16", "bf16"] as const) {
+    it(`dense ${dtype} matmul M=1, rows of whole 16-byte words (K=2056 and K=1016, N=37), whole and split`, async () => {
+      const x = rand(2056, 5);
+      await same([[x, [1, 2056]]], (be, [t]) => be.matmul(t, be.linear(dense(2056, 37, dtype, true, 3))), 1e-6);
+      const w = dense(1016, 37, dtype, true, 4);
+      await same([[x.subarray(0, 1016), [1, 1016]]], (be, [t]) => be.matmul(t, be.linear(w)), 1e-6);
+      await same([[x.subarray(0, 1016), [1, 1016]]], (be, [t]) => be.matmul(t, be.linear(w)), 1e-6, split);
+    });
+  }
+
+  // K = 4224 is 528 packed rows: a second, partial tile of gptq_gemv's 512; N = 40 and 24 leave
+  // the last workgroup of 32 columns partly empty.
+  for (const [M, K, N, actOrder] of [[1, 256, 40, false], [1, 384, 200, true], [1, 4224, 40, false], [1, 4224, 24, true],
+    [3, 256, 72, true], [9, 128, 24, false]] as const) {
     it(`GPTQ int4 matmul M=${M} K=${K} N=${N}${actOrder ? " act-order g_idx" : ""}, whole and split`, async () => {
       const w = gptq(K, N, actOrder, M !== 9, M * 31 + N);
       const x = rand(M * K, 11);
@@ -128,8 +143,15 @@ describe("webgpu backend vs the reference backend", function () {
     });
   }
 
-  it("layerNorm and rmsNorm over odd widths", async () => {
-    for (const [R, D] of [[3, 37], [2, 300], [1, 1]]) {
+  it("GPTQ int4 matmul M=1 with groups of 64 and 8 (a group changes within a K-split's run of rows)", async () => {
+    for (const gs of [64, 8]) {
+      const w = gptq(1024, 48, false, true, 21 + gs, gs);
+      await same([[rand(1024, 13), [1, 1024]]], (be, [t]) => be.matmul(t, be.linear(w)), 1e-6);
+    }
+  });
+
+  it("layerNorm and rmsNorm over odd widths (4133: rms_norm's four loads per iteration, then the rest)", async () => {
+    for (const [R, D] of [[3, 37], [2, 300], [1, 1], [2, 4133]]) {
       const inputs: Array<[Float32Array, number[]]> = [[rand(R * D, R, -3, 5), [R, D]], [rand(D, 2), [D]], [rand(D, 3), [D]]];
       await same(inputs, (be, [x, w, b]) => be.layerNorm(x, w, b, 1e-6), 1e-6);
       await same(inputs, (be, [x, w]) => be.rmsNorm(x, w, 1e-6), 1e-6);
@@ -196,11 +218,22 @@ describe("webgpu backend vs the reference backend", function () {
   });
 
   it("attention: bidirectional, causal with queryOffset, decode over a KV cache view", async () => {
-    const [H, D] = [3, 10];
-    for (const [Tq, Tk, causal, queryOffset] of [[5, 9, false, 0], [7, 7, true, 0], [3, 7, true, 4], [1, 11, true, 10]] as const) {
+    // Tq ≤ 4: att_split over blocks of 32 keys (Tk = 77: a partial third block; causal rows whose
+    // last blocks are empty); Tq > 4 with D ≤ 128: att_flash over tiles of 32 queries and 32 keys
+    // (Tq = 70, Tk = 77: partial tiles; D = 104 as the ViT's heads); D = 136 > 128: the
+    // three-pass att_scores / att_softmax / att_pv; D = 264 > 256 with Tq = 1 likewise. Tk = 4200 is
+    // 132 key blocks, more than att_combine's 128 at a time; D = 200 gives its invocations two dims.
+    const cases: Array<readonly [number, number, number, number, boolean, number]> = [
+      [5, 9, 3, 10, false, 0], [7, 7, 3, 10, true, 0], [3, 7, 3, 10, true, 4], [1, 11, 3, 10, true, 10],
+      [1, 77, 2, 104, true, 76], [3, 77, 2, 104, true, 40], [2, 77, 3, 10, false, 0],
+      [70, 77, 2, 104, false, 0], [70, 77, 2, 104, true, 7], [33, 33, 3, 128, true, 0], [40, 45, 1, 9, false, 0],
+      [6, 9, 2, 136, true, 3], [1, 9, 1, 264, false, 0], [1, 4200, 1, 8, true, 4199], [2, 40, 2, 200, false, 0],
+    ];
+    for (const [Tq, Tk, H, D, causal, queryOffset] of cases) {
       await same([[rand(Tq * H * D, Tq, -2, 2), [Tq, H, D]], [rand(Tk * H * D, Tk, -2, 2), [Tk, H, D]], [rand(Tk * H * D, 9), [Tk, H, D]]],
         (be, [q, k, v]) => be.attention(q, k, v, { scale: 1 / Math.sqrt(D), causal, queryOffset }), 1e-6);
     }
+    const [H, D] = [3, 10];
     // Decode Tq = 1 over the first 6 rows of a 16-row cache filled by writeRows, read through sliceRows.
     await same([[rand(H * D, 1), [1, H, D]], [rand(6 * H * D, 2), [6, H, D]], [rand(6 * H * D, 3), [6, H, D]]], (be, [q, k, v]) => {
       const cache = be.zeros([2, 16, H, D], { longLived: true });

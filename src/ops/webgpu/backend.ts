@@ -52,6 +52,15 @@ type GpuTensor = Tensor<GpuStorage>;
 
 /** Scores scratch of attention above this many bytes is computed a few heads at a time. */
 const ATTENTION_SCRATCH_BYTES = 64 * 2 ** 20; // 64 MiB: ViT-bigG at 1024 tokens holds 4 heads per pass
+/** Queries up to which attention is split over the keys (att_split + att_combine): a decode step has 1. */
+const ATT_SPLIT_MAX_TQ = 4;
+/** Keys per workgroup of att_split.wgsl (BK) and its largest head dim (DMAX). */
+const ATT_SPLIT_KEYS = 32;
+const ATT_SPLIT_MAX_D = 256;
+/** Queries per workgroup of att_flash.wgsl (BQ), its largest head dim (DMAX) and its workgroup memory in bytes. */
+const ATT_FLASH_QUERIES = 32;
+const ATT_FLASH_MAX_D = 128;
+const ATT_FLASH_SHARED_BYTES = 16 * (32 * 33 + 32 * 17) + 4 * (32 * 33 + 256 + 3 * 32); // qs, kv (vec4), sp, red, row_m/l/a
 
 export class WebGpuBackend implements Backend {
   readonly name: string;
@@ -328,6 +337,23 @@ export class WebGpuBackend implements Backend {
       return out;
     }
     const causal = options.causal ? 1 : 0;
+    if (Tq <= ATT_SPLIT_MAX_TQ && D <= ATT_SPLIT_MAX_D) {
+      // Few queries (decode): split over the keys, then combine the blocks.
+      const rows = Tq * H, nb = Math.ceil(Tk / ATT_SPLIT_KEYS);
+      const mlOff = rows * nb * D;
+      const part = this.ctx.take((mlOff + 2 * rows * nb) * 4);
+      this.ctx.dispatch("att_split", [Tq, Tk, H, D, qs.offset, ks.offset, vs.offset, causal, pos0, nb, mlOff, options.scale], 1 << 11 /* scale: f32 */,
+        [qs.buf, ks.buf, vs.buf, part], [nb, rows]);
+      this.ctx.dispatch("att_combine", [rows, D, nb, mlOff, 0], 0, [part, out.storage.buf], this.ctx.grid(rows, 1));
+      this.ctx.give(part);
+      return out;
+    }
+    if (D <= ATT_FLASH_MAX_D && ATT_FLASH_SHARED_BYTES <= this.ctx.device.limits.maxComputeWorkgroupStorageSize) {
+      // Many queries: one pass, scores never leave workgroup memory.
+      this.ctx.dispatch("att_flash", [Tq, Tk, H, D, qs.offset, ks.offset, vs.offset, 0, causal, pos0, options.scale], 1 << 10 /* scale: f32 */,
+        [qs.buf, ks.buf, vs.buf, out.storage.buf], [Math.ceil(Tq / ATT_FLASH_QUERIES), H]);
+      return out;
+    }
     // Heads per pass: the score scratch [Tq, hc, Tk] stays within a budget and the binding limit.
     const perHead = Tq * Tk * 4;
     const budget = Math.min(ATTENTION_SCRATCH_BYTES, this.ctx.maxBinding);

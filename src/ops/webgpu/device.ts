@@ -87,7 +87,8 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
 /** The WGSL sources in src/ops/webgpu/wgsl/ (one compute entry point `main` each). */
 export const SHADER_NAMES = [
   "add", "scale_rows", "gelu", "swiglu", "rms_norm", "layer_norm", "add_rms_norm", "rope",
-  "att_scores", "att_softmax", "att_pv", "dense_gemm", "dense_gemv", "gptq_gemv", "gptq_gemm",
+  "att_scores", "att_softmax", "att_pv", "att_split", "att_combine", "att_flash",
+  "dense_gemm", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
   "gather", "copy2d", "finite",
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];

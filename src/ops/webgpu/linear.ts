@@ -7,6 +7,11 @@ import type { GpuContext, PooledBuffer } from "./context.js";
 
 const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
 
+/** Output columns per workgroup of gptq_gemv.wgsl (8 column quads × 32 K-splits). */
+const GPTQ_GEMV_COLUMNS = 32;
+/** Output rows per workgroup of dense_gemv4.wgsl (8 groups of 32 lanes × 4 rows). */
+const DENSE_GEMV4_ROWS = 32;
+
 /** One chunk of output features [n0, n0 + nc) and its buffers. */
 interface DenseChunk {
   readonly n0: number;
@@ -140,7 +145,11 @@ export function encodeMatmul(
   const hasBias = lin.bias ? 1 : 0;
   if (lin.kind === "dense") {
     for (const c of lin.dense) {
-      if (M === 1) {
+      if (M === 1 && (K * (lin.dtype === 0 ? 4 : 2)) % 16 === 0) {
+        // Rows of whole 16-byte words: vec4 loads (each chunk is its own buffer, so rows start aligned).
+        ctx.dispatch("dense_gemv4", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob],
+          ctx.grid(c.nc, DENSE_GEMV4_ROWS));
+      } else if (M === 1) {
         ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
       } else {
         ctx.dispatch("dense_gemm", [M, N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob],
@@ -153,7 +162,7 @@ export function encodeMatmul(
   for (const c of lin.gptq) {
     const bufs = [xb, c.qweight, c.scales, c.zp, lin.gIdx!, bias, ob];
     if (M === 1) {
-      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], 0, bufs, [Math.ceil(c.nc / 16)]);
+      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], 0, bufs, [Math.ceil(c.nc / GPTQ_GEMV_COLUMNS)]);
     } else {
       ctx.dispatch("gptq_gemm", [M, N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], 0, bufs,
         [Math.ceil(c.nc / 64), Math.ceil(M / 8)]);
