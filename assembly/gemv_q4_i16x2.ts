@@ -6,7 +6,7 @@
 // and 8 adds: the dots are the multiply work the limit counts (2 int16 products per weight), the
 // rest is overhead. Two column quads go through each octet together, so the 8 activation
 // broadcasts and the loop's scalar work serve 64 weights instead of 32.
-import { madd, touchAhead } from "./simd";
+import { madd } from "./simd";
 import { C_NIB_MASK, C_NIB_MASK_1, C_INV_32768 } from "./consts";
 import { Q4_REC_EXTRA, q4_block_groups } from "./gemv_q4";
 
@@ -82,8 +82,6 @@ export function gemv_q4_i16x2(
   for (let g0 = 0; g0 < G; g0 += gb) {
     const gn = min(gb, G - g0);
     const strip: usize = <usize>gn * rec;
-    // Last word of this thread's records in the block (quads 2·p0 … 2·p1 − 1): touchAhead's bound.
-    const last = w + (<usize>g0 * nq + <usize>(p1 << 1) * gn) * rec - 4;
     for (let p = p0; p < p1; p++) {
       const cq = p << 1;
       const cp = c + (<usize>cq << 4);
@@ -94,10 +92,6 @@ export function gemv_q4_i16x2(
       for (let g = g0; g < g0 + gn; g++) {
         // s: first level, t: second; *16: nibble 1 masked in place (16·q, exact, divided at the end).
         let sa = zero, ta = zero, sa16 = zero, ta16 = zero, sb = zero, tb = zero, sb16 = zero, tb16 = zero;
-        for (let t: usize = 0; t < rec; t += 64) {
-          touchAhead(r + t, last);
-          touchAhead(r + strip + t, last);
-        }
         const end = r + qb;
         for (let q = r; q < end; q += 16) {
           const va = v128.load(q);

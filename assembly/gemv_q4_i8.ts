@@ -34,7 +34,7 @@
 //
 // The plain SIMD128 build has no relaxed dot; `dot_i8_i7_add` (simd.ts) computes the same integers
 // with i16 widening and dot_i16x8_s (slower; that build keeps gemv_q4_i16x2 as its default).
-import { dot_i8_i7_add, madd, touchAhead } from "./simd";
+import { dot_i8_i7_add, madd } from "./simd";
 import { C_BYTE_NIB, C_INV_256 } from "./consts";
 import { Q4_REC_EXTRA, q4_block_groups, q4_rec } from "./gemv_q4";
 
@@ -115,14 +115,12 @@ function quantize_row(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale:
  */
 // @ts-ignore: decorator
 @inline function row_quad(
-  y: v128, a: usize, r0: usize, G: i32, gs: i32, sums: usize, scale: usize, nib: v128, inv256: v128, last: usize,
+  y: v128, a: usize, r0: usize, G: i32, gs: i32, sums: usize, scale: usize, nib: v128, inv256: v128,
 ): v128 {
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const zero = i32x4.splat(0);
   for (let g = 0; g < G; g++) {
     const r = r0 + <usize>g * rec;
-    // Decode (last ≠ 0): the record a page ahead, one touch per cache line (simd.ts touchAhead).
-    if (last) for (let t: usize = 0; t < rec; t += 64) touchAhead(r + t, last);
     let e0 = zero, o0 = zero, e1 = zero, o1 = zero, e2 = zero, o2 = zero;
     const end = r + (<usize>gs << 1);
     for (let q = r; q < end; q += 16) {
@@ -163,13 +161,11 @@ export function gemv_q4_i8x3(
   for (let g0 = 0; g0 < G; g0 += gb) {
     const gn = min(gb, G - g0);
     const a = act + <usize>g0 * gs * 3;
-    // Last word of this thread's run of records in the block (what touchAhead may read).
-    const last = q4_rec(w, cq1 - 1, g0, G, nq, gb, rec) + <usize>gn * rec - 4;
     for (let cq = cq0; cq < cq1; cq++) {
       const cp = c + (<usize>cq << 4);
       const y = g0 == 0 ? v128.load(bias + (<usize>cq << 4)) : v128.load(cp);
       const r0 = q4_rec(w, cq, g0, G, nq, gb, rec);
-      v128.store(cp, row_quad(y, a, r0, gn, gs, sums + (<usize>g0 << 3), scale + (<usize>g0 << 2), nib, inv256, last));
+      v128.store(cp, row_quad(y, a, r0, gn, gs, sums + (<usize>g0 << 3), scale + (<usize>g0 << 2), nib, inv256));
     }
   }
 }
@@ -245,7 +241,7 @@ export function gemm_q4_i8x3(
         for (let g0 = 0; g0 < G; g0 += gb) {
           const a = act + <usize>m * aRow + <usize>g0 * gs * 3;
           const sg = sums + <usize>m * gRow + (<usize>g0 << 3), sc = scale + <usize>m * sRow + (<usize>g0 << 2);
-          y = row_quad(y, a, q4_rec(w, cq, g0, G, nq, gb, rec), min(gb, G - g0), gs, sg, sc, v128.load(C_BYTE_NIB), v128.load(C_INV_256), 0);
+          y = row_quad(y, a, q4_rec(w, cq, g0, G, nq, gb, rec), min(gb, G - g0), gs, sg, sc, v128.load(C_BYTE_NIB), v128.load(C_INV_256));
         }
         v128.store(c + <usize>m * ldcB + (<usize>cq << 4), y);
       }

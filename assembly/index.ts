@@ -10,6 +10,5 @@ export { q4_quantize_digits, q4_quantize_digits_t, gemv_q4_i8x3, gemm_q4_i8x3 } 
 export { layer_norm, rms_norm } from "./norm";
 export { add, add_rows, scale_rows, gelu, swiglu } from "./elementwise";
 export { rope } from "./rope";
-export { touch_sink } from "./simd";
 export { attn_pack, attention, attn_decode } from "./attention";
 export { peak_f32, peak_dot_i16, peak_dot_i8, stream_read, peak_f32_t, peak_dot_i16_t, peak_dot_i8_t, stream_read_t } from "./peak";

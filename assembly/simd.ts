@@ -69,26 +69,3 @@ import { C_ONE, C_LOG2E, C_LN2_HI, C_LN2_LO, C_EXP_P0, C_EXP_MAX, C_EXP_MIN, C_R
   const e = i32x4.shl(i32x4.add(t, v128.load(C_EXP_BIAS_MAGIC)), 23);
   return f32x4.mul(p, e);
 }
-
-/**
- * Software prefetch for the decode GEMVs, which stream weights from DRAM once per token.
- * WebAssembly has no prefetch instruction, so this is a plain 4-byte load PF_DIST bytes ahead of
- * the read position, clamped to `last` (the last readable word of the stream) so that it never
- * leaves the weights. The hardware's L2 streamer does not follow a stream across a 4 KiB page
- * boundary, so one page ahead is the distance that helps; the load's value only goes into a
- * global (touch_sink) so that no compiler drops it.
- * Measured (Xeon fam 6 model 167, 2 threads, GPTQ 4096→11008 cycling over 135 MB of weights):
- * median 8.0 GB/s without, 11.3–12.0 GB/s at 4096 bytes ahead, 9.8–10.9 at 1024, 9.9–11.6 at 8192.
- */
-export const PF_DIST: usize = 4096;
-let touched: i32 = 0;
-
-// @ts-ignore: decorator
-@inline export function touchAhead(p: usize, last: usize): void {
-  touched ^= load<i32>(min(p + PF_DIST, last));
-}
-
-/** XOR of every word touchAhead loaded (keeps the loads alive; never needed otherwise). */
-export function touch_sink(): i32 {
-  return touched;
-}
