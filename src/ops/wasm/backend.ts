@@ -58,9 +58,14 @@ export type { DecodeQ4, PrefillQ4, Q4Tuning } from "./autotune.js";
  */
 const PROBE_DECODE = [1, 4096, 512] as const;
 const PROBE_PREFILL = [32, 2048, 512] as const;
-/** Timed rounds and untimed first calls per variant. */
+/**
+ * Timed rounds and untimed first calls per variant. Two untimed calls for prefill too: a kernel's
+ * first calls can still run baseline-compiled code while V8 optimises it in the background; with
+ * one, a run once timed i8x3 at 1.6 ms per call against its steady 0.9 ms and chose the f32
+ * panels, 14% slower than i8x3 at the real prefill shape (docs/performance.md).
+ */
 const PROBE_DECODE_REPS = 7, PROBE_DECODE_WARMUP = 2;
-const PROBE_PREFILL_REPS = 4, PROBE_PREFILL_WARMUP = 1;
+const PROBE_PREFILL_REPS = 4, PROBE_PREFILL_WARMUP = 2;
 
 interface ProbePart<T extends string> {
   readonly result: ProbeResult<T>;
