@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { addRmsNorm, type Backend, type GptqWeights, type LinearWeights, type Tensor } from "../src/ops/backend.js";
+import { addRmsNorm, ropeWriteKv, swigluMatmul, type Backend, type GptqWeights, type LinearWeights, type Tensor } from "../src/ops/backend.js";
 import { ReferenceBackend } from "../reference/backend.js";
 import { WebGpuBackend, type WebGpuBackendOptions } from "../src/ops/webgpu/backend.js";
 import { f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../src/io/fp16.js";
@@ -184,6 +184,94 @@ describe("webgpu backend vs the reference backend", function () {
     await gpu.read(w).catch((e: Error) => (msg = e.message));
     expect(msg).to.equal("transformer.h.3 attention output contains -Inf");
     expect(Array.from(await gpu.read(w)).every((v) => v === 1)).to.equal(true);
+  });
+
+  // The gate applied while the GEMV stages x (gptq_gemv; dense_gemv4 for rows of whole 16-byte
+  // words) and the fallbacks (dense K = 37: dense_gemv; M = 3: the GEMMs): against the reference,
+  // and bit for bit against the GPU's own swiglu + matmul. ab sits at an offset (a row view of a
+  // larger tensor), as the model's a12 does not, so that the x offset is exercised too.
+  // A row of the f16 K = 2056 layer (4112 bytes) exceeds the 4 KiB split: that case runs whole only.
+  const swigluCases: Array<readonly [string, number, () => LinearWeights, boolean]> = [
+    ["GPTQ K=4224 N=40 (a second, partial x tile)", 1, () => gptq(4224, 40, false, true, 5), true],
+    ["GPTQ act-order K=384 N=200", 1, () => gptq(384, 200, true, false, 6), true],
+    ["GPTQ K=256 N=72, M=3 (fallback)", 3, () => gptq(256, 72, false, true, 7), true],
+    ["dense f16 K=2056 N=37 (dense_gemv4, two x tiles)", 1, () => dense(2056, 37, "f16", true, 8), false],
+    ["dense f16 K=1016 N=37", 1, () => dense(1016, 37, "f16", true, 11), true],
+    ["dense f32 K=1016 N=29", 1, () => dense(1016, 29, "f32", false, 9), true],
+    ["dense bf16 K=37 N=13 (dense_gemv, fallback)", 1, () => dense(37, 13, "bf16", true, 10), true],
+  ];
+  for (const [what, M, make, splitToo] of swigluCases) {
+    it(`swigluMatmul ${what}: matmul(swiglu(a, b), w)${splitToo ? ", whole and split" : ""}`, async () => {
+      const w = make();
+      const F = w.inFeatures;
+      // a in [-4, 4], b in [-30, 30]: silu's saturated tails on both sides.
+      const data = rand(M * 2 * F + 3, F, -4, 4);
+      for (let i = 3; i < data.length; i++) if ((i - 3) % (2 * F) >= F) data[i] *= 7.5;
+      const ab = (be: Backend, t: Tensor): Tensor => be.sliceColumns(t.reshape([1, M * 2 * F + 3]), 3, M * 2 * F).reshape([M, 2 * F]);
+      for (const be of splitToo ? [gpu, split] : [gpu]) {
+        await same([[data, [M * 2 * F + 3]]], (b, [t]) => swigluMatmul(b, ab(b, t), b.linear(w)), 1e-6, be);
+        const lin = be.linear(w);
+        const x = ab(be, be.fromHost(data, [M * 2 * F + 3]));
+        const fused = await be.read(be.swigluMatmul(x, lin));
+        const gated = be.swiglu(be.sliceColumns(x, 0, F), be.sliceColumns(x, F, F));
+        expect(Array.from(fused)).to.deep.equal(Array.from(await be.read(be.matmul(gated, lin))));
+      }
+    });
+  }
+
+  it("swigluMatmul rejects an input that is not two halves of the layer's width", () => {
+    const lin = gpu.linear(gptq(128, 16, false, false, 3));
+    expect(() => gpu.swigluMatmul(gpu.fromHost(rand(255, 1), [1, 255]), lin)).to.throw(/must be \[T, 2·128\]/);
+    expect(() => swigluMatmul(ref, ref.fromHost(rand(128, 1), [1, 128]), ref.linear(gptq(128, 16, false, false, 3)))).to.throw(/must be \[T, 2·128\]/);
+  });
+
+  // One decode row (v a view of a qkv row, as in the model) and a prefill of 3 rows at start 2 of
+  // a [2, 7, H, D] cache, D = 10 (not a multiple of 4): the rotated [q | k] and the whole cache.
+  for (const [T, start] of [[1, 5], [3, 2]]) {
+    it(`ropeWriteKv T=${T} at row ${start}: rope(qk), and k, v into the cache as rope + writeRows`, async () => {
+      const [H, D, cap] = [3, 10, 7];
+      const inputs: Array<[Float32Array, number[]]> = [
+        [rand(T * 3 * H * D, T, -2, 2), [T, 3 * H * D]], [rand(T * D, 2), [T, D]], [rand(T * D, 3), [T, D]],
+        [rand(2 * cap * H * D, 4), [2, cap, H, D]],
+      ];
+      const run = (be: Backend, [qkv, c, s, init]: Tensor[], fused: boolean): Tensor[] => {
+        const cache = be.add(init, be.zeros(init.shape)); // a fresh cache holding values to keep
+        const kc = be.sliceRows(cache, 0, 1).reshape([cap, H, D]), vc = be.sliceRows(cache, 1, 1).reshape([cap, H, D]);
+        const qk = be.sliceColumns(qkv, 0, 2 * H * D).reshape([T, 2 * H, D]);
+        const v = be.sliceColumns(qkv, 2 * H * D, H * D).reshape([T, H, D]);
+        if (fused) return [ropeWriteKv(be, qk, c, s, v, kc, vc, start), cache];
+        const out = be.rope(qk, c, s);
+        be.writeRows(kc, start, be.sliceColumns(out.reshape([T, 2 * H * D]), H * D, H * D).reshape([T, H, D]));
+        be.writeRows(vc, start, v);
+        return [out, cache];
+      };
+      for (const part of [0, 1]) await same(inputs, (be, ts) => run(be, ts, true)[part], 1e-6);
+      const ts = inputs.map(([d, sh]) => gpu.fromHost(d, sh));
+      const before = gpu.counters.dispatches;
+      const [out, cache] = run(gpu, ts, true);
+      // add, zeros' clear (not counted), two column views (T = 1) or copies, then one rope_kv
+      expect(gpu.counters.dispatches - before).to.equal(T === 1 ? 2 : 4);
+      const [out2, cache2] = run(gpu, ts, false);
+      expect(Array.from(await gpu.read(out))).to.deep.equal(Array.from(await gpu.read(out2)));
+      expect(Array.from(await gpu.read(cache))).to.deep.equal(Array.from(await gpu.read(cache2)));
+    });
+  }
+
+  it("ropeWriteKv with keys and values in separate buffers (the separate ops), and its shape checks", async () => {
+    const [T, H, D] = [2, 2, 6];
+    const inputs: Array<[Float32Array, number[]]> = [[rand(T * 2 * H * D, 1), [T, 2 * H, D]], [rand(T * D, 2), [T, D]], [rand(T * D, 3), [T, D]], [rand(T * H * D, 4), [T, H, D]]];
+    for (const part of ["out", "k", "v"] as const) {
+      await same(inputs, (be, [qk, c, s, v]) => {
+        const kc = be.zeros([4, H, D]), vc = be.zeros([4, H, D]);
+        const out = ropeWriteKv(be, qk, c, s, v, kc, vc, 1);
+        return part === "out" ? out : part === "k" ? kc : vc;
+      }, 1e-6);
+    }
+    const [qk, c, s, v] = inputs.map(([d, sh]) => gpu.fromHost(d, sh));
+    const cache = gpu.zeros([2, 4, H, D]);
+    const kc = gpu.sliceRows(cache, 0, 1).reshape([4, H, D]), vc = gpu.sliceRows(cache, 1, 1).reshape([4, H, D]);
+    expect(() => gpu.ropeWriteKv(qk, c, s, v, kc, vc, 3)).to.throw(/rows 3..4 are outside/);
+    expect(() => gpu.ropeWriteKv(qk, c, s, qk, kc, vc, 0)).to.throw(/ropeWriteKv: v \[2,4,6\] does not match/);
   });
 
   it("add (same shape and row broadcast), scaleRows, swiglu", async () => {

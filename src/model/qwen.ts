@@ -21,13 +21,14 @@
 //                        grown on demand up to maxCapacity
 //     static bytesPerToken(cfg): number          2 · layers · H · D · 4
 //     length, capacity, ntkAlpha, reserve(n), reset(), dispose()
+//     rotateAndWrite(layer, start, qk, v, cos, sin): rope of [q | k], k and v into the cache
 //   interface ForwardOptions { logitsFor?: "last" | "all" | readonly number[]; onBlock?(layer, h) }
 //   class QwenDecoder
 //     static load(vb: WeightSource /* checkpoint root */, cfg: QwenConfig, backend): QwenDecoder
 //     embed(ids): Tensor [T, C]
 //     newCache(capacity?): KvCache
 //     forward(x: Tensor [T, C], cache, options?): Tensor [R, V]   (R rows chosen by logitsFor)
-import { addRmsNorm, type Backend, type Embedding, type GptqWeights, type Linear, type LinearWeights, type Tensor } from "../ops/backend.js";
+import { addRmsNorm, ropeWriteKv, swigluMatmul, type Backend, type Embedding, type GptqWeights, type Linear, type LinearWeights, type Tensor } from "../ops/backend.js";
 import type { WeightSource } from "../io/weights.js";
 import type { QwenConfig } from "../config.js";
 import { lognScales, ntkAlpha, rotaryInvFreq, rotaryTables } from "./rope.js";
@@ -174,6 +175,17 @@ export class KvCache {
     this.backend.writeRows(this.values[layer], start, v);
   }
 
+  /**
+   * Rotate qk [T, 2H, D] = [q | k] (rope with cos/sin [T, D]) and store the rotated k and v
+   * [T, H, D] of `layer` at positions start.. (ropeWriteKv: one dispatch on a GPU). Returns the
+   * rotated [q | k].
+   */
+  rotateAndWrite(layer: number, start: number, qk: Tensor, v: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    this.checkLive();
+    if (start + qk.shape[0] > this.cap) throw new Error(`KvCache: write past capacity ${this.cap}`);
+    return ropeWriteKv(this.backend, qk, cos, sin, v, this.keys[layer], this.values[layer], start);
+  }
+
   /** Keys and values of positions 0..n−1 of `layer`, as [n, H, D] views. */
   view(layer: number, n: number): { k: Tensor; v: Tensor } {
     this.checkLive();
@@ -316,7 +328,7 @@ export class QwenDecoder {
   forward(x: Tensor, cache: KvCache, options: ForwardOptions = {}): Tensor {
     const cfg = this.cfg;
     const be = this.backend;
-    const { hiddenSize: C, numHeads: H, kvChannels: D, mlpWidth: F } = cfg;
+    const { hiddenSize: C, numHeads: H, kvChannels: D } = cfg;
     if (x.shape.length !== 2 || x.shape[1] !== C) throw new Error(`forward: x must be [T, ${C}], got [${x.shape}]`);
     const T = x.shape[0];
     const P = cache.length;
@@ -364,13 +376,13 @@ export class QwenDecoder {
       // (T = 1) every slice here is a view.
       const qk0 = be.sliceColumns(qkv, 0, 2 * H * D).reshape([T, 2 * H, D]); // [q | k]: [T, 2H, D]
       const v = be.sliceColumns(qkv, 2 * H * D, H * D).reshape([T, H, D]); // v: [T, H, D]
-      const qk = be.rope(qk0, cos, sin).reshape([T, 2 * H * D]); // modeling_qwen.py:273-280, rotate-half (1114-1137)
+      // modeling_qwen.py:273-280, rotate-half (1114-1137); the rotated k and v go into the cache
+      // at positions P.. (modeling_qwen.py:282-285: cat(past, new) along positions).
+      const qk = cache.rotateAndWrite(l, P, qk0, v, cos, sin).reshape([T, 2 * H * D]);
       let q = be.sliceColumns(qk, 0, H * D).reshape([T, H, D]); // q: [T, H, D]
-      const k = be.sliceColumns(qk, H * D, H * D).reshape([T, H, D]); // k: [T, H, D]
-      cache.write(l, P, k, v); // modeling_qwen.py:282-285: cat(past, new) along positions
-      // qk0, v: copies (prefill) or views of qkv (decode: ignored); q, k: copies or views of qk,
+      // qk0, v: copies (prefill) or views of qkv (decode: ignored); q: a copy or a view of qk,
       // which goes with q after the attention.
-      release(attnNorm, qkv, qk0, v, k);
+      release(attnNorm, qkv, qk0, v);
       if (logn !== null) {
         const scaled = be.scaleRows(q.reshape([T, H * D]), logn).reshape([T, H, D]);
         release(q);
@@ -385,12 +397,10 @@ export class QwenDecoder {
       if (ownH && h !== x) release(h);
       // --- MLP (QWenMLP.forward, modeling_qwen.py:331-336): c_proj(w1(x) · silu(w2(x))) ---
       const a12 = be.matmul(ffnNorm, b.w12); // [a1 | a2]: [T, 2F]
-      const a1 = be.sliceColumns(a12, 0, F); // a1: [T, F]
-      const a2 = be.sliceColumns(a12, F, F); // a2: [T, F]
-      const gated = be.swiglu(a1, a2); // [T, F]
-      release(ffnNorm, a12, a1, a2);
-      const ffnOut = be.matmul(gated, b.wDown); // ffn_out: [T, C]
-      release(gated);
+      release(ffnNorm);
+      // c_proj(a1 · silu(a2)) (swigluMatmul: on a GPU the gate is applied as the GEMV reads a12)
+      const ffnOut = swigluMatmul(be, a12, b.wDown); // ffn_out: [T, C]
+      release(a12);
       // l_out = ffn_inp + ffn_out: [T, C], with the next block's attn_norm, or after the last
       // block with ln_f when every row goes on to lm_head.
       const nextWeight = l + 1 < this.blocks.length ? this.blocks[l + 1].attnNorm : rows === null ? this.normOut : null;

@@ -13,9 +13,9 @@
 //   region of a GPU buffer for WebGPU). Values leave a backend only through `read`, which is async.
 // - Values enter through `fromHost` (constants at load time: norm weights, tables; small per-call
 //   inputs: rotary tables) and weights through `linear` / `embedding`, which may repack or upload.
-// - Ops run in issue order and return new tensors; they never modify their inputs. The one
-//   exception is `writeRows`, which writes into its destination (the KV cache, the prompt's image
-//   positions) and is named for it.
+// - Ops run in issue order and return new tensors; they never modify their inputs. The
+//   exceptions are `writeRows`, which writes into its destination (the KV cache, the prompt's
+//   image positions) and is named for it, and `ropeWriteKv`, which writes the KV cache likewise.
 // - `read(t)` captures t's values at that point of the op stream: t may be released right after.
 // - Storage ownership: a returned tensor is the caller's until handed back with `release`. After
 //   release(t) the caller must not use t nor any view of it (reshape, sliceRows): the backend may
@@ -159,6 +159,52 @@ export function matmulGelu(be: Backend, x: Tensor, w: Linear): Tensor {
   }
 }
 
+/**
+ * `be.swigluMatmul` where the backend has it (the gate is computed while the GEMV stages its
+ * input: no [T, F] tensor written and read back), else matmul(swiglu(a, b), w) with a, b the
+ * column halves of ab: ab [T, 2F] = [a | b] (the fused w1 | w2 output), result [T, w.outFeatures].
+ */
+export function swigluMatmul(be: Backend, ab: Tensor, w: Linear): Tensor {
+  if (be.swigluMatmul) return be.swigluMatmul(ab, w);
+  const F = checkSwigluHalves(ab, w);
+  const a = be.sliceColumns(ab, 0, F), b = be.sliceColumns(ab, F, F);
+  const gated = be.swiglu(a, b);
+  be.release(a, b);
+  try {
+    return be.matmul(gated, w);
+  } finally {
+    be.release(gated);
+  }
+}
+
+/** F, the width of each half of ab [T, 2F], after checking that w takes F inputs. */
+export function checkSwigluHalves(ab: Tensor, w: Linear): number {
+  const F = ab.cols / 2;
+  if (!Number.isInteger(F) || F !== w.inFeatures) {
+    throw new Error(`swigluMatmul: input [${ab.shape}] must be [T, 2·${w.inFeatures}] for a layer of ${w.inFeatures} inputs`);
+  }
+  return F;
+}
+
+/**
+ * `be.ropeWriteKv` where the backend has it (one dispatch on a GPU, no copies), else its ops:
+ * out = rope(qk, cos, sin) with qk [T, 2H, D] = [q heads | k heads], and in place
+ * kDst rows start..start+T−1 ← out's k heads [T, H, D], vDst rows start.. ← v [T, H, D].
+ * Returns out [T, 2H, D].
+ */
+export function ropeWriteKv(be: Backend, qk: Tensor, cos: Tensor, sin: Tensor, v: Tensor, kDst: Tensor, vDst: Tensor, start: number): Tensor {
+  if (be.ropeWriteKv) return be.ropeWriteKv(qk, cos, sin, v, kDst, vDst, start);
+  const [T, H2, D] = qk.shape;
+  if (qk.shape.length !== 3 || H2 % 2 !== 0) throw new Error(`ropeWriteKv: qk must be [T, 2H, D], got [${qk.shape}]`);
+  const HD = (H2 / 2) * D;
+  const out = be.rope(qk, cos, sin);
+  const k = be.sliceColumns(out.reshape([T, 2 * HD]), HD, HD).reshape([T, H2 / 2, D]);
+  be.writeRows(kDst, start, k);
+  be.writeRows(vDst, start, v);
+  be.release(k); // a copy when T > 1; a view of out (ignored) when T = 1
+  return out;
+}
+
 export interface Backend {
   readonly name: string;
 
@@ -203,7 +249,7 @@ export interface Backend {
 
   /**
    * In place: dst's rows start..start+src.shape[0]−1 (leading dimension) ← src. src's other
-   * dimensions must equal dst's. The only op that modifies a tensor.
+   * dimensions must equal dst's. Modifies dst (as ropeWriteKv does its kDst, vDst).
    */
   writeRows(dst: Tensor, start: number, src: Tensor): void;
 
@@ -241,10 +287,22 @@ export interface Backend {
   swiglu(a: Tensor, b: Tensor): Tensor;
 
   /**
+   * Optional: matmul(swiglu(a, b), w) for ab = [a | b] [T, 2F], same values. Call it through
+   * `swigluMatmul` above, which falls back to the two ops.
+   */
+  swigluMatmul?(ab: Tensor, w: Linear): Tensor;
+
+  /**
    * Rotary embedding, rotate-half form, over x [T, H, D] with tables cos/sin [T, D]:
    *   out = x·cos + rotate_half(x)·sin,   rotate_half([x1, x2]) = [−x2, x1] (halves of D).
    */
   rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor;
+
+  /**
+   * Optional: rope of qk [T, 2H, D] (returned) with its k heads written into kDst and v into vDst
+   * at rows start.. (in place, like writeRows), same values. Call it through `ropeWriteKv` above.
+   */
+  ropeWriteKv?(qk: Tensor, cos: Tensor, sin: Tensor, v: Tensor, kDst: Tensor, vDst: Tensor, start: number): Tensor;
 
   /**
    * Multi-head scaled-dot-product attention.

@@ -6,7 +6,7 @@
 // shapes, strides and dispatch sizes; design and measurements in docs/webgpu.md.
 /// <reference types="@webgpu/types" />
 import {
-  Tensor,
+  Tensor, checkSwigluHalves,
   type AttentionOptions, type Backend, type Embedding, type EmbeddingWeights, type Linear,
   type LinearWeights, type ZerosOptions,
 } from "../backend.js";
@@ -15,7 +15,7 @@ import {
 } from "../checks.js";
 import { GpuContext, GpuStorage, type PooledBuffer } from "./context.js";
 import { acquireDevice, loadShaders, type AdapterReport, type WebGpuDeviceOptions } from "./device.js";
-import { GpuLinear, encodeMatmul, uploadLinear } from "./linear.js";
+import { GpuLinear, encodeMatmul, gluFusable, uploadLinear } from "./linear.js";
 
 export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
   /** Where a browser fetches the .wgsl files from (default: next to this module's package). */
@@ -306,6 +306,58 @@ export class WebGpuBackend implements Backend {
     if (a.size !== b.size) throw new Error(`swiglu: shapes [${a.shape}] and [${b.shape}] differ`);
     const out = this.out(a.shape, a.size);
     this.elementwise("swiglu", a.size, [as.offset, bs.offset, 0], [as.buf, bs.buf, out.storage.buf]);
+    return out;
+  }
+
+  swigluMatmul(ab: Tensor, w: Linear): Tensor {
+    if (!(w instanceof GpuLinear)) throw new Error("swigluMatmul: the Linear was not made by this backend");
+    const s = this.st(ab, "swigluMatmul");
+    const F = checkSwigluHalves(ab, w);
+    const M = ab.rows;
+    if (!gluFusable(w, M)) {
+      // Several rows (prefill) go through the GEMMs, which stage x in tiles of rows: the gate
+      // is a dispatch of its own there.
+      const a = this.sliceColumns(ab, 0, F), b = this.sliceColumns(ab, F, F);
+      const gated = this.swiglu(a, b);
+      this.release(a, b);
+      const y = this.matmul(gated, w);
+      this.release(gated);
+      return y;
+    }
+    const out = this.out([...ab.shape.slice(0, -1), w.outFeatures], M * w.outFeatures);
+    encodeMatmul(this.ctx, w, M, s.buf, s.offset, out.storage.buf, 0, this.dummy, true);
+    return out;
+  }
+
+  ropeWriteKv(qk: Tensor, cos: Tensor, sin: Tensor, v: Tensor, kDst: Tensor, vDst: Tensor, start: number): Tensor {
+    const [T, H2, D] = qk.shape;
+    const H = H2 / 2;
+    if (qk.shape.length !== 3 || H2 % 2 !== 0 || cos.size !== T * D || sin.size !== T * D || D % 2 !== 0) {
+      throw new Error(`ropeWriteKv: qk [${qk.shape}] needs [T, 2H, D] (D even) and cos/sin of ${T}×${D}, got ${cos.size}/${sin.size}`);
+    }
+    if (v.shape.length !== 3 || v.shape[0] !== T || v.shape[1] !== H || v.shape[2] !== D) {
+      throw new Error(`ropeWriteKv: v [${v.shape}] does not match qk [${qk.shape}]`);
+    }
+    const xs = this.st(qk, "ropeWriteKv"), cs = this.st(cos, "ropeWriteKv"), ss = this.st(sin, "ropeWriteKv");
+    const vs = this.st(v, "ropeWriteKv"), ks = this.st(kDst, "ropeWriteKv"), ds = this.st(vDst, "ropeWriteKv");
+    const kRow = checkWriteRows(kDst, start, v), vRow = checkWriteRows(vDst, start, v);
+    const cache = ks.buf;
+    if (ds.buf !== cache || [xs.buf, cs.buf, ss.buf, vs.buf].includes(cache)) {
+      // One writable cache binding (Dawn rejects two writable bindings of one buffer), and
+      // no source inside it: otherwise the separate ops.
+      const out = this.rope(qk, cos, sin);
+      const k = this.sliceColumns(out.reshape([T, 2 * H * D]), H * D, H * D).reshape([T, H, D]);
+      this.writeRows(kDst, start, k);
+      this.writeRows(vDst, start, v);
+      this.release(k);
+      return out;
+    }
+    const out = this.out(qk.shape, qk.size);
+    const nqk = qk.size, nv = v.size;
+    if (nqk > 0) {
+      this.ctx.dispatch("rope_kv", [nqk, nv, H, D, xs.offset, cs.offset, ss.offset, 0, vs.offset, ks.offset + start * kRow, ds.offset + start * vRow], 0,
+        [xs.buf, cs.buf, ss.buf, vs.buf, out.storage.buf, cache], this.ctx.grid(nqk + nv, 256));
+    }
     return out;
   }
 

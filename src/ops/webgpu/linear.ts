@@ -133,21 +133,35 @@ function uploadGptq(ctx: GpuContext, w: GptqWeights, bias: GPUBuffer | null): Gp
   return new GpuLinear(K, N, "gptq", 0, [], chunks, gIdx, gs, sequential, bias);
 }
 
+/** Whether `encodeMatmul` with `glu` covers this layer at M rows: the GEMVs that stage x. */
+export function gluFusable(lin: GpuLinear, M: number): boolean {
+  return M === 1 && (lin.kind === "gptq" || vec4Rows(lin));
+}
+
+/** Dense rows of whole 16-byte words: dense_gemv4's vec4 loads. */
+function vec4Rows(lin: GpuLinear): boolean {
+  return (lin.inFeatures * (lin.dtype === 0 ? 4 : 2)) % 16 === 0;
+}
+
 /**
  * y[M, N] = x[M, K]·Wᵀ + b into `out` (elements out.offset..). `x` is `M·K` values from element
- * `xOff` of `xb`; `dummy` is bound where a layer has no bias.
+ * `xOff` of `xb`; `dummy` is bound where a layer has no bias. With `glu` (only where
+ * `gluFusable`), x is [a | b], 2K values, and the product is of swiglu_gate(a, b) (common.wgsl).
  */
 export function encodeMatmul(
   ctx: GpuContext, lin: GpuLinear, M: number, xb: PooledBuffer, xOff: number, ob: PooledBuffer, oOff: number, dummy: PooledBuffer,
+  glu = false,
 ): void {
   const K = lin.inFeatures, N = lin.outFeatures;
   const bias = lin.bias ?? dummy;
   const hasBias = lin.bias ? 1 : 0;
+  if (glu && !gluFusable(lin, M)) throw new Error(`matmul: no fused SwiGLU input for a ${lin.kind} layer at M = ${M}`);
+  const g = glu ? 1 : 0;
   if (lin.kind === "dense") {
     for (const c of lin.dense) {
-      if (M === 1 && (K * (lin.dtype === 0 ? 4 : 2)) % 16 === 0) {
+      if (M === 1 && vec4Rows(lin)) {
         // Rows of whole 16-byte words: vec4 loads (each chunk is its own buffer, so rows start aligned).
-        ctx.dispatch("dense_gemv4", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob],
+        ctx.dispatch("dense_gemv4", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias, g], 0, [xb, c.weight, bias, ob],
           ctx.grid(c.nc, DENSE_GEMV4_ROWS));
       } else if (M === 1) {
         ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
@@ -162,7 +176,7 @@ export function encodeMatmul(
   for (const c of lin.gptq) {
     const bufs = [xb, c.qweight, c.scales, c.zp, lin.gIdx!, bias, ob];
     if (M === 1) {
-      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], 0, bufs, [Math.ceil(c.nc / GPTQ_GEMV_COLUMNS)]);
+      ctx.dispatch("gptq_gemv", [N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias, g], 0, bufs, [Math.ceil(c.nc / GPTQ_GEMV_COLUMNS)]);
     } else {
       ctx.dispatch("gptq_gemm", [M, N, K, c.nc, c.n0, lin.groupSize, seq, xOff, oOff, hasBias], 0, bufs,
         [Math.ceil(c.nc / 64), Math.ceil(M / 8)]);

@@ -43,3 +43,11 @@ fn word_index(e: u32, dtype: u32) -> u32 {
 fn flat_index(gid: vec3u, nwg: vec3u, wg: u32) -> u32 {
   return gid.x + gid.y * nwg.x * wg;
 }
+
+// SwiGLU's gate a · silu(b), silu(b) = b / (1 + e^(−b)) (upstream Qwen-VL-Chat modeling_qwen.py
+// QWenMLP: a1 * F.silu(a2)). One function for swiglu.wgsl and the GEMVs that gate their staged
+// input (gptq_gemv, dense_gemv4 with glu = 1), so the fused and separate paths compute the same
+// expression. For b ≪ 0, e^(−b) overflows to +Inf and b/Inf = −0, the limit.
+fn swiglu_gate(a: f32, b: f32) -> f32 {
+  return a * (b / (1.0 + exp(-b)));
+}

@@ -6,7 +6,9 @@
 // x is staged through workgroup memory XT values at a time and read as vec4, shared by the
 // workgroup's 8·R rows. Why: one 32-bit load per element, 8 rows per workgroup, read Qwen's
 // fp16 lm_head (151936 × 4096) at 770 GB/s on an H200, 18 % of 4239 GB/s (docs/webgpu-h200.md).
-struct Params { n: u32, k: u32, nc: u32, n0: u32, x_off: u32, o_off: u32, dtype: u32, has_bias: u32 }
+// `glu` = 1: x holds [a | b] (2K values) and the input is swiglu_gate(a[k], b[k]), computed while
+// x is staged (swigluMatmul).
+struct Params { n: u32, k: u32, nc: u32, n0: u32, x_off: u32, o_off: u32, dtype: u32, has_bias: u32, glu: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
@@ -50,7 +52,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     workgroupBarrier(); // the previous tile of x is no longer read
     for (var e = l; e < XT; e += 256u) {
       var xv = 0.0;
-      if (e < nk) { xv = x[p.x_off + k0 + e]; }
+      if (e < nk) {
+        xv = x[p.x_off + k0 + e];
+        if (p.glu == 1u) { xv = swiglu_gate(xv, x[p.x_off + p.k + k0 + e]); }
+      }
       xs[e / 4u][e % 4u] = xv;
     }
     workgroupBarrier();

@@ -11,7 +11,9 @@
 // on an H200, 14 % of the card's 4239 GB/s (docs/webgpu-h200.md). nc % 4 == 0 (GPTQ needs
 // N % 8 == 0 and linear.ts splits by multiples of 8). `seq_g` = 1 when g_idx[k] = k / group_size
 // (no act-order): one group per packed row. The 32 splits are summed in a fixed order.
-struct Params { n: u32, k: u32, nc: u32, n0: u32, gs: u32, seq_g: u32, x_off: u32, o_off: u32, has_bias: u32 }
+// `glu` = 1: x holds [a | b] (2K values) and the GEMV's input is swiglu_gate(a[k], b[k]), computed
+// while x is staged (swigluMatmul: the down projection of the MLP, no swiglu dispatch before it).
+struct Params { n: u32, k: u32, nc: u32, n0: u32, gs: u32, seq_g: u32, x_off: u32, o_off: u32, has_bias: u32, glu: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> qw: array<vec4<u32>>;
@@ -69,6 +71,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       if (k0 < p.k) { // K % 8 == 0: a packed row is all in or all out
         let xb = p.x_off + k0;
         xv = vec4<f32>(x[xb], x[xb + 1u], x[xb + 2u], x[xb + 3u]);
+        if (p.glu == 1u) {
+          let gb = xb + p.k;
+          xv = vec4<f32>(swiglu_gate(xv.x, x[gb]), swiglu_gate(xv.y, x[gb + 1u]), swiglu_gate(xv.z, x[gb + 2u]), swiglu_gate(xv.w, x[gb + 3u]));
+        }
       }
       xs[e] = xv;
     }
