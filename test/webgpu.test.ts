@@ -118,6 +118,53 @@ describe("webgpu backend vs the reference backend", function () {
     }
   }
 
+  // Each M > 1 GEMM kernel, forced (the default picks one by shape): partial tiles in M and N,
+  // K below, at and off its K step of 8 or 16, odd K (16-bit rows that straddle words), no bias,
+  // and the 4 KiB split (chunks of a few rows: the n0 offsets). The dispatches are recorded to
+  // show that the forced kernel ran.
+  for (const kernel of ["dense_gemm", "dense_gemm_128", "dense_gemm_128x64"] as const) {
+    describe(`forced ${kernel}`, () => {
+      let whole: WebGpuBackend;
+      let chunked: WebGpuBackend;
+      const ran = new Set<string>();
+      before(async function () {
+        whole = await acquire(this, { denseGemm: kernel });
+        chunked = await acquire(this, { denseGemm: kernel, weightChunkBytes: 4096 });
+        for (const be of [whole, chunked]) {
+          const ctx = (be as unknown as { ctx: GpuContext }).ctx;
+          const dispatch = ctx.dispatch.bind(ctx);
+          ctx.dispatch = (name, ...rest) => {
+            ran.add(name);
+            dispatch(name, ...rest);
+          };
+        }
+      });
+      after(async () => {
+        await whole?.dispose();
+        await chunked?.dispose();
+      });
+      for (const [M, K, N, dtype, bias] of [[2, 7, 3, "f32", true], [130, 19, 131, "f16", true], [129, 8, 200, "bf16", false],
+        [257, 33, 67, "f32", false], [64, 101, 129, "f16", false], [131, 64, 64, "bf16", true]] as const) {
+        it(`dense ${dtype} M=${M} K=${K} N=${N}${bias ? " with bias" : ""}, whole and split`, async () => {
+          ran.clear();
+          const w = dense(K, N, dtype, bias, M * 3 + K + N);
+          const x = rand(M * K, 13 + K);
+          await same([[x, [M, K]]], (be, [t]) => be.matmul(t, be.linear(w)), 1e-6, whole);
+          await same([[x, [M, K]]], (be, [t]) => be.matmul(t, be.linear(w)), 1e-6, chunked);
+          expect([...ran]).to.deep.equal([kernel]);
+        });
+      }
+      it("a matmul of a row view at an offset (x_off > 0)", async () => {
+        ran.clear();
+        const w = dense(45, 70, "f16", true, 5);
+        const x = rand(3 * 133 * 45, 17);
+        // Rows 133..265 of a [399, 45] tensor: x starts at element 133·45 of its buffer.
+        await same([[x, [399, 45]]], (be, [t]) => be.matmul(be.sliceRows(t, 133, 266), be.linear(w)), 1e-6, whole);
+        expect([...ran]).to.include(kernel);
+      });
+    });
+  }
+
   // M = 1 with rows of whole 16-byte words takes dense_gemv4 (vec4 loads, x staged 2048 values at
   // a time): K = 2056 has a second, partial tile of x; K = 1016 fits the 4 KiB split (f32: one row per chunk).
   for (const dtype of ["f32", "f16", "bf16"] as const) {

@@ -15,7 +15,7 @@ import {
 } from "../checks.js";
 import { GpuContext, GpuStorage, type PooledBuffer } from "./context.js";
 import { acquireDevice, loadShaders, type AdapterReport, type WebGpuDeviceOptions } from "./device.js";
-import { GpuLinear, encodeMatmul, gluFusable, uploadLinear } from "./linear.js";
+import { GpuLinear, encodeMatmul, gluFusable, uploadLinear, type DenseGemmKernel } from "./linear.js";
 
 export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
   /** Where a browser fetches the .wgsl files from (default: next to this module's package). */
@@ -25,6 +25,8 @@ export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
    * limit, below 2 GiB). Lets tests exercise the split paths with small layers.
    */
   readonly weightChunkBytes?: number;
+  /** Run every dense matmul with M > 1 on this kernel (default: linear.ts's choice by shape); for tests and benchmarks. */
+  readonly denseGemm?: DenseGemmKernel;
 }
 
 export interface WebGpuCounters {
@@ -81,7 +83,7 @@ export class WebGpuBackend implements Backend {
   /** Request an adapter and device and load the shaders; throws when there is no adapter. */
   static async create(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     const [{ device, report }, shaders] = await Promise.all([acquireDevice(options), loadShaders(options.shaderBaseUrl)]);
-    return new WebGpuBackend(new GpuContext(device, shaders, options.weightChunkBytes), report);
+    return new WebGpuBackend(new GpuContext(device, shaders, options.weightChunkBytes, options.denseGemm), report);
   }
 
   /**

@@ -20,6 +20,7 @@
 /// <reference types="@webgpu/types" />
 import type { TensorStorage } from "../backend.js";
 import { BindGroupCache, layoutEntries, type LaidOutPipeline } from "./bindgroups.js";
+import type { DenseGemmKernel } from "./linear.js";
 
 /** Storage of a WebGPU tensor: `length` f32 values from element `offset` of `buffer`. */
 export class GpuStorage implements TensorStorage {
@@ -106,6 +107,8 @@ export class GpuContext {
     private readonly shaders: ReadonlyMap<string, string>,
     /** Split weights into chunks of at most this many bytes (tests of the splits). */
     weightChunkBytes?: number,
+    /** The dense GEMM kernel of every M > 1 dense matmul (tests, benchmarks); default: linear.ts picks. */
+    public denseGemm?: DenseGemmKernel,
   ) {
     this.device = device;
     // Bindings over 2 GiB are not supported by Dawn's backends; keep one 256-byte step below.

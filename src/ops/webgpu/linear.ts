@@ -12,6 +12,23 @@ const GPTQ_GEMV_COLUMNS = 32;
 /** Output rows per workgroup of dense_gemv4.wgsl (8 groups of 32 lanes × 4 rows). */
 const DENSE_GEMV4_ROWS = 32;
 
+/**
+ * The dense GEMM kernels for M > 1 and the output tile of one workgroup, [rows of x, output
+ * columns] (TM × TN in each .wgsl). All three take the same parameters and bindings and sum k in
+ * the same order; bench/webgpu-gemm.ts times them side by side.
+ */
+export const DENSE_GEMM_TILES = {
+  dense_gemm: [64, 64],
+  dense_gemm_128: [128, 128],
+  dense_gemm_128x64: [128, 64],
+} as const;
+export type DenseGemmKernel = keyof typeof DENSE_GEMM_TILES;
+
+/** The dense GEMM kernel used for an M > 1 product of a layer (unless the context forces one). */
+export function denseGemmKernel(_M: number, _N: number, _K: number): DenseGemmKernel {
+  return "dense_gemm";
+}
+
 /** One chunk of output features [n0, n0 + nc) and its buffers. */
 interface DenseChunk {
   readonly n0: number;
@@ -166,8 +183,10 @@ export function encodeMatmul(
       } else if (M === 1) {
         ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
       } else {
-        ctx.dispatch("dense_gemm", [M, N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob],
-          [Math.ceil(c.nc / 64), Math.ceil(M / 64)]);
+        const kernel = ctx.denseGemm ?? denseGemmKernel(M, c.nc, K);
+        const [tm, tn] = DENSE_GEMM_TILES[kernel];
+        ctx.dispatch(kernel, [M, N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob],
+          [Math.ceil(c.nc / tn), Math.ceil(M / tm)]);
       }
     }
     return;
