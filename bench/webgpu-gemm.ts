@@ -1,4 +1,4 @@
-// The dense GEMM kernels for M > 1 (linear.ts, DENSE_GEMM_TILES) side by side at the ViT's
+// The dense GEMM kernels for M > 1 (linear.ts, DENSE_GEMM_KERNELS) side by side at the ViT's
 // shapes: x [M, K] f32 times an fp16 weight [N, K] with bias, as one dispatch per product.
 //
 //   npx node dist/bench/webgpu-gemm.js [--m 1024] [--shapes 1664x1664,1664x8192,8192x1664]
@@ -20,7 +20,7 @@ import { f16ToF32, f32ToF16 } from "../src/io/fp16.js";
 import type { DenseWeights } from "../src/ops/backend.js";
 import { acquireDevice, loadShaders } from "../src/ops/webgpu/device.js";
 import { GpuContext } from "../src/ops/webgpu/context.js";
-import { DENSE_GEMM_TILES, encodeMatmul, uploadLinear, type DenseGemmKernel } from "../src/ops/webgpu/linear.js";
+import { DENSE_GEMM_KERNELS, encodeMatmul, uploadLinear, type DenseGemmKernel } from "../src/ops/webgpu/linear.js";
 
 /** The GpuContext members used to put one dispatch into a timed pass of its own. */
 interface PassInternals {
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
       m: { type: "string", default: "1024" },
       shapes: { type: "string", default: "1664x1664,1664x8192,8192x1664" },
       reps: { type: "string", default: "10" },
-      kernels: { type: "string", default: Object.keys(DENSE_GEMM_TILES).join(",") },
+      kernels: { type: "string", default: Object.keys(DENSE_GEMM_KERNELS).join(",") },
       json: { type: "string" },
     },
   });
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     return { K, N };
   });
   const kernels = values.kernels.split(",") as DenseGemmKernel[];
-  for (const k of kernels) if (!(k in DENSE_GEMM_TILES)) throw new Error(`--kernels: unknown kernel ${k}`);
+  for (const k of kernels) if (!(k in DENSE_GEMM_KERNELS)) throw new Error(`--kernels: unknown kernel ${k}`);
   // The check compares with dense_gemm's output, so it runs first.
   const order: DenseGemmKernel[] = ["dense_gemm", ...kernels.filter((k) => k !== "dense_gemm")];
 
@@ -100,6 +100,9 @@ async function main(): Promise<void> {
   for (const m of ["enc", "endPass"] as const) {
     if (typeof inner[m] !== "function") throw new Error(`webgpu-gemm: GpuContext has no ${m} (context.ts changed?)`);
   }
+  const fits = order.filter((k) => DENSE_GEMM_KERNELS[k].sharedBytes <= ctx.maxWorkgroupStorage);
+  for (const k of order) if (!fits.includes(k)) console.log(`${k}: skipped (needs ${DENSE_GEMM_KERNELS[k].sharedBytes} bytes of workgroup memory, the device offers ${ctx.maxWorkgroupStorage})`);
+  order.splice(0, order.length, ...fits);
   const timestamps = device.features.has("timestamp-query");
   console.log(`adapter: ${[report.vendor, report.architecture, report.description].filter((s) => s).join(" ")}; timing: ${timestamps ? "timestamp-query" : "wall clock"}`);
   const qs = timestamps ? device.createQuerySet({ type: "timestamp", count: 2 * reps }) : null;

@@ -87,6 +87,8 @@ export class GpuContext {
   private readonly paramBuffer: GPUBuffer;
   private readonly bindGroups: BindGroupCache;
   private readonly maxWorkgroups: number;
+  /** The device's maxComputeWorkgroupStorageSize (bytes): which kernels it can run. */
+  readonly maxWorkgroupStorage: number;
   /** status[0]: min over failed checks of index·4 + kind (0 NaN, 1 +Inf, 2 −Inf). */
   private readonly status: GPUBuffer;
   private readonly checkLabels = new Map<number, string>();
@@ -121,6 +123,7 @@ export class GpuContext {
     this.bindGroups = new BindGroupCache(device, this.paramBuffer, PARAM_SLOT_BYTES);
     // Read once: every access of device.limits crosses into the native binding.
     this.maxWorkgroups = device.limits.maxComputeWorkgroupsPerDimension;
+    this.maxWorkgroupStorage = device.limits.maxComputeWorkgroupStorageSize;
     this.status = device.createBuffer({
       size: 16,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,

@@ -13,16 +13,18 @@ const GPTQ_GEMV_COLUMNS = 32;
 const DENSE_GEMV4_ROWS = 32;
 
 /**
- * The dense GEMM kernels for M > 1 and the output tile of one workgroup, [rows of x, output
- * columns] (TM × TN in each .wgsl). All three take the same parameters and bindings and sum k in
- * the same order; bench/webgpu-gemm.ts times them side by side.
+ * The dense GEMM kernels for M > 1: the output tile of one workgroup, [rows of x, output
+ * columns] (TM × TN in each .wgsl), and the workgroup memory each declares (bytes). All take the
+ * same parameters and bindings and sum k in the same order; bench/webgpu-gemm.ts times them side
+ * by side.
  */
-export const DENSE_GEMM_TILES = {
-  dense_gemm: [64, 64],
-  dense_gemm_128: [128, 128],
-  dense_gemm_128x64: [128, 64],
+export const DENSE_GEMM_KERNELS = {
+  dense_gemm: { tile: [64, 64], sharedBytes: 2 * 1024 * 4 },
+  dense_gemm_128: { tile: [128, 128], sharedBytes: 2 * 512 * 16 },
+  dense_gemm_128x64: { tile: [128, 64], sharedBytes: (512 + 256) * 16 },
+  dense_gemm_128k16: { tile: [128, 128], sharedBytes: 2 * 1024 * 16 },
 } as const;
-export type DenseGemmKernel = keyof typeof DENSE_GEMM_TILES;
+export type DenseGemmKernel = keyof typeof DENSE_GEMM_KERNELS;
 
 /** The dense GEMM kernel used for an M > 1 product of a layer (unless the context forces one). */
 export function denseGemmKernel(_M: number, _N: number, _K: number): DenseGemmKernel {
@@ -184,7 +186,10 @@ export function encodeMatmul(
         ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
       } else {
         const kernel = ctx.denseGemm ?? denseGemmKernel(M, c.nc, K);
-        const [tm, tn] = DENSE_GEMM_TILES[kernel];
+        const { tile: [tm, tn], sharedBytes } = DENSE_GEMM_KERNELS[kernel];
+        if (sharedBytes > ctx.maxWorkgroupStorage) {
+          throw new Error(`matmul: ${kernel} needs ${sharedBytes} bytes of workgroup memory, the device offers ${ctx.maxWorkgroupStorage}`);
+        }
         ctx.dispatch(kernel, [M, N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob],
           [Math.ceil(c.nc / tn), Math.ceil(M / tm)]);
       }
