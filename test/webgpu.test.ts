@@ -14,7 +14,7 @@ import { f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../src/io/fp16.js";
 import { runCaseDirectory } from "../src/conformance/runner.js";
 import { BindGroupCache, layoutEntries } from "../src/ops/webgpu/bindgroups.js";
 import type { GpuContext } from "../src/ops/webgpu/context.js";
-import { DENSE_GEMM_KERNELS } from "../src/ops/webgpu/linear.js";
+import { DENSE_GEMM_KERNELS, denseGemmKernel } from "../src/ops/webgpu/linear.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
@@ -170,6 +170,28 @@ describe("webgpu backend vs the reference backend", function () {
       });
     });
   }
+
+  it("the default dense GEMM: dense_gemm up to 64 rows, dense_gemm_128 above (the H200 measurement, linear.ts)", async () => {
+    const ctx = (gpu as unknown as { ctx: GpuContext }).ctx;
+    const ran: string[] = [];
+    const dispatch = ctx.dispatch;
+    ctx.dispatch = (name, ...rest) => {
+      ran.push(name);
+      dispatch.call(ctx, name, ...rest);
+    };
+    try {
+      const w = dense(40, 30, "f16", true, 9);
+      for (const M of [64, 65]) {
+        const x = rand(M * 40, M);
+        await same([[x, [M, 40]]], (be, [t]) => be.matmul(t, be.linear(w)), 1e-6);
+      }
+    } finally {
+      ctx.dispatch = dispatch;
+    }
+    expect(ran).to.deep.equal(["dense_gemm", "dense_gemm_128"]);
+    expect(denseGemmKernel(2)).to.equal("dense_gemm");
+    expect(denseGemmKernel(1024)).to.equal("dense_gemm_128");
+  });
 
   // M = 1 with rows of whole 16-byte words takes dense_gemv4 (vec4 loads, x staged 2048 values at
   // a time): K = 2056 has a second, partial tile of x; K = 1016 fits the 4 KiB split (f32: one row per chunk).

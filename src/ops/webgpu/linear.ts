@@ -26,9 +26,16 @@ export const DENSE_GEMM_KERNELS = {
 } as const;
 export type DenseGemmKernel = keyof typeof DENSE_GEMM_KERNELS;
 
-/** The dense GEMM kernel used for an M > 1 product of a layer (unless the context forces one). */
-export function denseGemmKernel(_M: number, _N: number, _K: number): DenseGemmKernel {
-  return "dense_gemm";
+/**
+ * The dense GEMM kernel for an M > 1 product (unless the context forces one). On an H200 at the
+ * ViT's M = 1024 (bench/results/h200-webgpu-gemm-variants.json) dense_gemm_128 beat dense_gemm at
+ * K × N = 1664 × 1664, 1664 × 8192 and 8192 × 1664 (0.496 / 1.602 / 2.557 ms against 0.522 /
+ * 1.955 / 2.559); dense_gemm_128k16 was faster at two shapes but slower at 1664 × 8192 and needs
+ * 32 KiB of workgroup memory. Up to 64 rows (dense_gemm's tile height; not measured) the 128-row
+ * tile would be at least half padding and make half as many workgroups, so dense_gemm stays.
+ */
+export function denseGemmKernel(M: number): DenseGemmKernel {
+  return M > DENSE_GEMM_KERNELS.dense_gemm.tile[0] ? "dense_gemm_128" : "dense_gemm";
 }
 
 /** One chunk of output features [n0, n0 + nc) and its buffers. */
@@ -185,7 +192,7 @@ export function encodeMatmul(
       } else if (M === 1) {
         ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
       } else {
-        const kernel = ctx.denseGemm ?? denseGemmKernel(M, c.nc, K);
+        const kernel = ctx.denseGemm ?? denseGemmKernel(M);
         const { tile: [tm, tn], sharedBytes } = DENSE_GEMM_KERNELS[kernel];
         if (sharedBytes > ctx.maxWorkgroupStorage) {
           throw new Error(`matmul: ${kernel} needs ${sharedBytes} bytes of workgroup memory, the device offers ${ctx.maxWorkgroupStorage}`);
