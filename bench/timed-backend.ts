@@ -8,7 +8,6 @@
 // "attention prefill/vision" otherwise), every other op by its name. It implements the whole
 // Backend interface by delegation, so the model runs on it unchanged.
 import type { AttentionOptions, Backend, Embedding, EmbeddingWeights, Linear, LinearWeights, Tensor, ZerosOptions } from "../src/ops/backend.js";
-import { matmulGelu } from "../src/ops/backend.js";
 
 /** What one label accumulated. `bound` says which limit its rate is measured against. */
 export interface OpStat {
@@ -53,8 +52,36 @@ export class TimedBackend implements Backend {
   recording = true;
   private readonly info = new WeakMap<Linear, LinearInfo>();
 
+  // The optional fused ops of the Backend interface exist here exactly when the inner backend has
+  // them: the model then takes the same path through this wrapper as without it (the helpers in
+  // src/ops/backend.ts test for the method), and a backend without them keeps its separate ops,
+  // each timed under its own name.
+  readonly addRmsNorm?: Backend["addRmsNorm"];
+  readonly matmulGelu?: Backend["matmulGelu"];
+  readonly swigluMatmul?: Backend["swigluMatmul"];
+  readonly ropeWriteKv?: Backend["ropeWriteKv"];
+
   constructor(readonly inner: Backend) {
     this.name = inner.name;
+    const io = TimedBackend.io;
+    if (inner.addRmsNorm) {
+      const f = inner.addRmsNorm.bind(inner);
+      this.addRmsNorm = (a, b, w, eps, what) => this.time("addRmsNorm", "memory", 0, io(2 * count(a), count(a), count(b)), () => f(a, b, w, eps, what));
+    }
+    if (inner.matmulGelu) {
+      const f = inner.matmulGelu.bind(inner);
+      this.matmulGelu = (x, w) => this.timeMatmul(x, w, 1, " + gelu", () => f(x, w));
+    }
+    if (inner.swigluMatmul) {
+      const f = inner.swigluMatmul.bind(inner);
+      this.swigluMatmul = (ab, w) => this.timeMatmul(ab, w, 2, " after swiglu", () => f(ab, w));
+    }
+    if (inner.ropeWriteKv) {
+      const f = inner.ropeWriteKv.bind(inner);
+      this.ropeWriteKv = (qk, cos, sin, v, kDst, vDst, start) =>
+        this.time("ropeWriteKv", "memory", 0, io(count(qk) + 2 * count(v), count(qk), count(v), count(cos), count(sin)),
+          () => f(qk, cos, sin, v, kDst, vDst, start));
+    }
   }
 
   /** Sum of the recorded op times (ms). */
@@ -146,24 +173,22 @@ export class TimedBackend implements Backend {
   // --- math -------------------------------------------------------------------------------------
 
   matmul(x: Tensor, w: Linear): Tensor {
+    return this.timeMatmul(x, w, 1, "", () => this.inner.matmul(x, w));
+  }
+
+  /**
+   * A matmul-shaped call on `w`, labelled by weight kind and shape (+ `suffix` for a fused op);
+   * x holds `perInput` values per input of w (2 for swigluMatmul's [a | b]).
+   */
+  private timeMatmul(x: Tensor, w: Linear, perInput: number, suffix: string, f: () => Tensor): Tensor {
     const i = this.info.get(w);
-    if (!i) throw new Error("TimedBackend.matmul: the linear was not made through this backend's linear()");
-    const M = count(x) / i.K;
+    if (!i) throw new Error("TimedBackend: the linear was not made through this backend's linear()");
+    const M = count(x) / (perInput * i.K);
     // One activation row: the weights stream from memory once per call (GEMV). More rows: the
     // same weights serve every row and the kernel is compute-bound.
     const bound: OpStat["bound"] = M === 1 ? "memory" : i.kind === "q4" ? "q4" : "f32";
-    const label = `matmul ${i.kind} ${i.K}→${i.N}${M === 1 ? "" : " (M>1)"}`;
-    return this.time(label, bound, 2 * M * i.K * i.N, i.bytes, () => this.inner.matmul(x, w));
-  }
-
-  /** The fused form where the inner backend has one (else its matmul + gelu, timed as one op). */
-  matmulGelu(x: Tensor, w: Linear): Tensor {
-    const i = this.info.get(w);
-    if (!i) throw new Error("TimedBackend.matmulGelu: the linear was not made through this backend's linear()");
-    const M = count(x) / i.K;
-    const bound: OpStat["bound"] = M === 1 ? "memory" : i.kind === "q4" ? "q4" : "f32";
-    const label = `matmul ${i.kind} ${i.K}→${i.N}${M === 1 ? "" : " (M>1)"} + gelu`;
-    return this.time(label, bound, 2 * M * i.K * i.N, i.bytes, () => matmulGelu(this.inner, x, w));
+    const label = `matmul ${i.kind} ${i.K}→${i.N}${M === 1 ? "" : " (M>1)"}${suffix}`;
+    return this.time(label, bound, 2 * M * i.K * i.N, i.bytes, f);
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {

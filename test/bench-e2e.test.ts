@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ReferenceBackend } from "../reference/backend.js";
+import { addRmsNorm, type Tensor } from "../src/ops/backend.js";
 import { TimedBackend } from "../bench/timed-backend.js";
 import { svgBarChart } from "../bench/svg.js";
 import { limitRows, shareRows } from "../bench/e2e-report.js";
@@ -108,6 +109,31 @@ describe("bench: end to end", function () {
     expect(tb.stats.get("gelu")).to.include({ calls: 1, bytes: 4 * 2 * M * N, bound: "memory" });
     expect(tb.stats.size).to.equal(2);
     expect(tb.name).to.equal(inner.name);
+  });
+
+  it("the timing wrapper offers the optional fused ops exactly when the wrapped backend has them", async () => {
+    const plain = new ReferenceBackend();
+    const tb = new TimedBackend(plain);
+    for (const op of ["addRmsNorm", "matmulGelu", "swigluMatmul", "ropeWriteKv"] as const) expect(tb[op], op).to.equal(undefined);
+    // A backend with a fused addRmsNorm: the wrapper passes the call on, timed under its name.
+    class Fused extends ReferenceBackend {
+      calls = 0;
+      addRmsNorm(a: Tensor, b: Tensor, w: Tensor, eps: number, what: string): { sum: Tensor; normed: Tensor } {
+        this.calls++;
+        const sum = this.add(a, b);
+        this.checkFinite(sum, what);
+        return { sum, normed: this.rmsNorm(sum, w, eps) };
+      }
+    }
+    const fused = new Fused();
+    const tf = new TimedBackend(fused);
+    const a = fused.fromHost(Float32Array.from({ length: 6 }, (_, i) => i - 2), [2, 3]);
+    const w = fused.fromHost(Float32Array.of(1, 2, 3), [3]);
+    const { normed } = addRmsNorm(tf, a, a, w, 1e-6, "test");
+    expect(fused.calls).to.equal(1);
+    expect(Array.from(await tf.read(normed))).to.deep.equal(Array.from(await fused.read(fused.rmsNorm(fused.add(a, a), w, 1e-6))));
+    expect(tf.stats.get("addRmsNorm")).to.include({ calls: 1, bound: "memory" });
+    expect(tf.stats.has("add")).to.equal(false);
   });
 
   it("machine info names the CPU and keeps only the flags that choose kernels", () => {
