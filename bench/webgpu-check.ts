@@ -13,6 +13,7 @@ import { ReferenceBackend } from "../reference/backend.js";
 import { createBackend, disposeBackend } from "../src/ops/select.js";
 import type { Backend, LinearWeights, Tensor } from "../src/ops/backend.js";
 import { f32ArrayToF16, f32ToF16 } from "../src/io/fp16.js";
+import { relL2 } from "../src/conformance/compare.js";
 
 /** Deterministic uniform values in [lo, hi) (xorshift32). */
 function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
@@ -25,15 +26,6 @@ function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
     out[i] = lo + (s / 2 ** 32) * (hi - lo);
   }
   return out;
-}
-
-function relL2(got: Float32Array, want: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < got.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return got.length !== want.length ? Infinity : den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
 
 function gptq(K: number, N: number, seed: number): LinearWeights {

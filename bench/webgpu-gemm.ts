@@ -21,6 +21,7 @@ import type { DenseWeights } from "../src/ops/backend.js";
 import { acquireDevice, loadShaders } from "../src/ops/webgpu/device.js";
 import { GpuContext } from "../src/ops/webgpu/context.js";
 import { DENSE_GEMM_KERNELS, encodeMatmul, uploadLinear, type DenseGemmKernel } from "../src/ops/webgpu/linear.js";
+import { relL2 } from "../src/conformance/compare.js";
 
 /** The GpuContext members used to put one dispatch into a timed pass of its own. */
 interface PassInternals {
@@ -38,15 +39,6 @@ let seed = 12345;
 function rnd(): number {
   seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
   return seed / 2 ** 32;
-}
-
-function relL2(got: Float32Array, want: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 interface Row {
