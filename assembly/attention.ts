@@ -18,7 +18,7 @@
 // Scratch per thread (tid): S [QB][Tkp], O [QB][Dp], row sums [QB] (f32), at
 // scratch + tid·QB·(Tkp + Dp + 1)·4.
 import { hsum, exp4, madd } from "./simd";
-import { tile6x8, tile4x8, tile1x8 } from "./gemm";
+import { tileRows } from "./gemm";
 import { C_ZERO8, C_EXP_NEGLIGIBLE } from "./consts";
 
 /** Query rows per work unit: three 6-row tiles; S for 18 rows × 1024 keys is 72 KiB (L2). */
@@ -106,10 +106,7 @@ export function attention(
     // 1. S[r, s] = q_r · k_s
     for (let p = 0; p < panels; p++) {
       const b = kh + ((<usize>p * D) << 5);
-      let r = 0;
-      for (; r + 6 <= rows; r += 6) tile6x8(qb + <usize>r * qRow, qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), ldS, C_ZERO8);
-      for (; r + 4 <= rows; r += 4) tile4x8(qb + <usize>r * qRow, qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), ldS, C_ZERO8);
-      for (; r < rows; r++) tile1x8(qb + <usize>r * qRow, b, D, S + <usize>r * ldS + (<usize>p << 5), C_ZERO8);
+      tileRows(qb, qRow, b, D, S + (<usize>p << 5), ldS, rows, C_ZERO8, 0);
     }
     // 2. row-wise softmax in place; keys past the row's limit (and up to nMax) become 0.
     for (let r = 0; r < rows; r++) {
@@ -128,10 +125,7 @@ export function attention(
     // 3. O = P · V_h over the nMax visible keys, then out = O / row sum.
     for (let p = 0; p < (Dp >> 3); p++) {
       const b = vh + ((<usize>p * Tk) << 5);
-      let r = 0;
-      for (; r + 6 <= rows; r += 6) tile6x8(S + <usize>r * ldS, ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), ldO, C_ZERO8);
-      for (; r + 4 <= rows; r += 4) tile4x8(S + <usize>r * ldS, ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), ldO, C_ZERO8);
-      for (; r < rows; r++) tile1x8(S + <usize>r * ldS, b, nMax, O + <usize>r * ldO + (<usize>p << 5), C_ZERO8);
+      tileRows(S, ldS, b, nMax, O + (<usize>p << 5), ldO, rows, C_ZERO8, 0);
     }
     for (let r = 0; r < rows; r++) {
       const inv: f32 = <f32>1 / load<f32>(sums + (<usize>r << 2));

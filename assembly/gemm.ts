@@ -129,6 +129,19 @@ import { Q4_REC_EXTRA, q4_block_groups, q4_rec } from "./gemv_q4";
 }
 
 /**
+ * Rows [0, rows) of C (+)= A · panel[kc, 8]: 6-row tiles, then 4-row, then single rows. Row r of
+ * A at a + r·lda, of C at c + r·ldc; it starts from init + r·initStride — stride 0 for the same 8
+ * values in every row (a bias, or zeros), ldc for C itself (a later K block).
+ */
+// @ts-ignore: decorator
+@inline export function tileRows(a: usize, lda: usize, b: usize, kc: i32, c: usize, ldc: usize, rows: i32, init: usize, initStride: usize): void {
+  let r = 0;
+  for (; r + 6 <= rows; r += 6) tile6x8(a + <usize>r * lda, lda, b, kc, c + <usize>r * ldc, ldc, init + <usize>r * initStride);
+  for (; r + 4 <= rows; r += 4) tile4x8(a + <usize>r * lda, lda, b, kc, c + <usize>r * ldc, ldc, init + <usize>r * initStride);
+  for (; r < rows; r++) tile1x8(a + <usize>r * lda, b, kc, c + <usize>r * ldc, init + <usize>r * initStride);
+}
+
+/**
  * f16 or bf16 panel block [kc][8] → f32 [kc][8] in dst.
  * bf16 is the top half of an f32: shift left by 16.
  * f16 → f32 exactly, for every input: move exponent+mantissa into f32 position (<< 13) and
@@ -219,19 +232,8 @@ export function gemm(
         }
         const cp = c + (<usize>p << 5);
         const bp = bias + (<usize>p << 5);
-        let i = ic;
-        for (; i + 6 <= mEnd; i += 6) {
-          const ci = cp + <usize>i * ldcB;
-          tile6x8(x + <usize>i * lda + (<usize>pc << 2), lda, b, kc, ci, ldcB, pc == 0 ? bp : ci);
-        }
-        for (; i + 4 <= mEnd; i += 4) {
-          const ci = cp + <usize>i * ldcB;
-          tile4x8(x + <usize>i * lda + (<usize>pc << 2), lda, b, kc, ci, ldcB, pc == 0 ? bp : ci);
-        }
-        for (; i < mEnd; i++) {
-          const ci = cp + <usize>i * ldcB;
-          tile1x8(x + <usize>i * lda + (<usize>pc << 2), b, kc, ci, pc == 0 ? bp : ci);
-        }
+        const ci = cp + <usize>ic * ldcB;
+        tileRows(x + <usize>ic * lda + (<usize>pc << 2), lda, b, kc, ci, ldcB, mEnd - ic, pc == 0 ? bp : ci, pc == 0 ? 0 : ldcB);
       }
     }
   }
