@@ -165,7 +165,11 @@ export function matmulGelu(be: Backend, x: Tensor, w: Linear): Tensor {
  * column halves of ab: ab [T, 2F] = [a | b] (the fused w1 | w2 output), result [T, w.outFeatures].
  */
 export function swigluMatmul(be: Backend, ab: Tensor, w: Linear): Tensor {
-  if (be.swigluMatmul) return be.swigluMatmul(ab, w);
+  return be.swigluMatmul ? be.swigluMatmul(ab, w) : swigluThenMatmul(be, ab, w);
+}
+
+/** swigluMatmul as its separate ops: the halves of ab, swiglu, matmul (for backends, and cases, without a fused one). */
+export function swigluThenMatmul(be: Backend, ab: Tensor, w: Linear): Tensor {
   const F = checkSwigluHalves(ab, w);
   const a = be.sliceColumns(ab, 0, F), b = be.sliceColumns(ab, F, F);
   const gated = be.swiglu(a, b);
@@ -194,6 +198,11 @@ export function checkSwigluHalves(ab: Tensor, w: Linear): number {
  */
 export function ropeWriteKv(be: Backend, qk: Tensor, cos: Tensor, sin: Tensor, v: Tensor, kDst: Tensor, vDst: Tensor, start: number): Tensor {
   if (be.ropeWriteKv) return be.ropeWriteKv(qk, cos, sin, v, kDst, vDst, start);
+  return ropeThenWriteKv(be, qk, cos, sin, v, kDst, vDst, start);
+}
+
+/** ropeWriteKv as its separate ops: rope, then writeRows of the rotated k heads and of v. */
+export function ropeThenWriteKv(be: Backend, qk: Tensor, cos: Tensor, sin: Tensor, v: Tensor, kDst: Tensor, vDst: Tensor, start: number): Tensor {
   const [T, H2, D] = qk.shape;
   if (qk.shape.length !== 3 || H2 % 2 !== 0) throw new Error(`ropeWriteKv: qk must be [T, 2H, D], got [${qk.shape}]`);
   const HD = (H2 / 2) * D;

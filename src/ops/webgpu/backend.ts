@@ -6,7 +6,7 @@
 // shapes, strides and dispatch sizes; design and measurements in docs/webgpu.md.
 /// <reference types="@webgpu/types" />
 import {
-  Tensor, checkSwigluHalves,
+  Tensor, checkSwigluHalves, ropeThenWriteKv, swigluThenMatmul,
   type AttentionOptions, type Backend, type Embedding, type EmbeddingWeights, type Linear,
   type LinearWeights, type ZerosOptions,
 } from "../backend.js";
@@ -314,17 +314,12 @@ export class WebGpuBackend implements Backend {
   swigluMatmul(ab: Tensor, w: Linear): Tensor {
     if (!(w instanceof GpuLinear)) throw new Error("swigluMatmul: the Linear was not made by this backend");
     const s = this.st(ab, "swigluMatmul");
-    const F = checkSwigluHalves(ab, w);
+    checkSwigluHalves(ab, w);
     const M = ab.rows;
     if (!gluFusable(w, M)) {
       // Several rows (prefill) go through the GEMMs, which stage x in tiles of rows: the gate
       // is a dispatch of its own there.
-      const a = this.sliceColumns(ab, 0, F), b = this.sliceColumns(ab, F, F);
-      const gated = this.swiglu(a, b);
-      this.release(a, b);
-      const y = this.matmul(gated, w);
-      this.release(gated);
-      return y;
+      return swigluThenMatmul(this, ab, w);
     }
     const out = this.out([...ab.shape.slice(0, -1), w.outFeatures], M * w.outFeatures);
     encodeMatmul(this.ctx, w, M, s.buf, s.offset, out.storage.buf, 0, this.dummy, true);
@@ -347,12 +342,7 @@ export class WebGpuBackend implements Backend {
     if (ds.buf !== cache || [xs.buf, cs.buf, ss.buf, vs.buf].includes(cache)) {
       // One writable cache binding (Dawn rejects two writable bindings of one buffer), and
       // no source inside it: otherwise the separate ops.
-      const out = this.rope(qk, cos, sin);
-      const k = this.sliceColumns(out.reshape([T, 2 * H * D]), H * D, H * D).reshape([T, H, D]);
-      this.writeRows(kDst, start, k);
-      this.writeRows(vDst, start, v);
-      this.release(k);
-      return out;
+      return ropeThenWriteKv(this, qk, cos, sin, v, kDst, vDst, start);
     }
     const out = this.out(qk.shape, qk.size);
     const nqk = qk.size, nv = v.size;
