@@ -11,4 +11,4 @@ export { layer_norm, rms_norm } from "./norm";
 export { add, add_rows, scale_rows, gelu, swiglu } from "./elementwise";
 export { rope } from "./rope";
 export { attn_pack, attention, attn_decode } from "./attention";
-export { peak_f32, peak_dot_i16, peak_dot_i8, stream_read, peak_f32_t, peak_dot_i16_t, peak_dot_i8_t, stream_read_t } from "./peak";
+export { peak_f32, peak_dot_i16, peak_dot_i8, stream_read, peak_f32_t, peak_dot_i16_t, peak_dot_i8_t, stream_read_t, stream_read_multi_t } from "./peak";

@@ -87,3 +87,36 @@ export function stream_read_t(p: usize, bytes: usize, out: usize, u0: i32, u1: i
   store<i32>(out + (<usize>tid << 2), stream_read(p + <usize>tid * bytes, bytes, 0, 0, 0));
 }
 
+
+/**
+ * Multi-stream read: thread tid's slice [p + tid·bytes, +bytes) is cut into `streams` equal parts
+ * that are read in lockstep, `step` bytes (64 or 128) from each part per round. It asks whether
+ * several far-apart sequential streams per core (each followed by its own L2 streamer entry) get
+ * more lines in flight than one (bytes % (streams·step) == 0). Measured: docs/kernels.md.
+ * Two loop bodies rather than an inner loop over `step`: that loop's overhead alone cost ~15%
+ * at one stream against stream_read.
+ */
+export function stream_read_multi_t(p: usize, bytes: usize, streams: i32, step: i32, out: usize, u0: i32, u1: i32, tid: i32): void {
+  const base = p + <usize>tid * bytes;
+  const part = bytes / <usize>streams;
+  const end = base + part;
+  let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  if (step == 128) {
+    for (let q = base; q < end; q += 128) {
+      for (let r = q; r < q + bytes; r += part) {
+        a0 = v128.xor(a0, v128.load(r)); a1 = v128.xor(a1, v128.load(r, 16));
+        a2 = v128.xor(a2, v128.load(r, 32)); a3 = v128.xor(a3, v128.load(r, 48));
+        a0 = v128.xor(a0, v128.load(r, 64)); a1 = v128.xor(a1, v128.load(r, 80));
+        a2 = v128.xor(a2, v128.load(r, 96)); a3 = v128.xor(a3, v128.load(r, 112));
+      }
+    }
+  } else {
+    for (let q = base; q < end; q += 64) {
+      for (let r = q; r < q + bytes; r += part) {
+        a0 = v128.xor(a0, v128.load(r)); a1 = v128.xor(a1, v128.load(r, 16));
+        a2 = v128.xor(a2, v128.load(r, 32)); a3 = v128.xor(a3, v128.load(r, 48));
+      }
+    }
+  }
+  store<i32>(out + (<usize>tid << 2), i32x4.extract_lane(v128.xor(v128.xor(a0, a1), v128.xor(a2, a3)), 0));
+}

@@ -8,7 +8,8 @@
 // of the per-op profiles is printed, and an SVG chart goes to --svg (default: the JSON's name with
 // .svg). The model runs in a child process, so that its peak RSS is its own.
 // Limits come from assembly/peak.ts (same build, same engine): register-only f32 multiply-add,
-// register-only i32x4.dot_i16x8_s and relaxed i8 dot, and a streaming read of ≥ 1 GiB of wasm memory.
+// register-only i32x4.dot_i16x8_s and relaxed i8 dot, and a streaming read of ≥ 1 GiB of wasm memory
+// (one stream per thread, and 8 far-apart streams per thread as the GPTQ decode GEMV reads).
 // Every number is the median of ≥ 5 runs. "2 threads" unless the key ends in _1t.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -114,14 +115,20 @@ function computePeaks(b: WasmBackend, it: number): Lim {
   };
 }
 
-/** GB/s of a streaming read of `total` bytes split over b's threads, filled first (untouched pages would read as the zero page). */
-function memRead(b: WasmBackend, total: number): number {
+/**
+ * GB/s of a streaming read of `total` bytes split over b's threads, filled first (untouched pages
+ * would read as the zero page). streams > 1: each thread reads its slice as that many equal parts
+ * in lockstep, 128 bytes from each in turn (stream_read_multi_t; the shape of the GPTQ GEMV's reads).
+ */
+function memRead(b: WasmBackend, total: number, streams = 1): number {
   const t = b.threads;
-  const per = Math.ceil(total / t / 64) * 64;
+  const step = 128;
+  const per = Math.ceil(total / t / (streams * step)) * streams * step;
   const out = b.scratch(64);
   const buf = b.scratch(per * t + 64);
   new Uint8Array(buf.f32(((per * t) / 4) | 0).buffer, buf.ptr, per * t).fill(7);
-  return (per * t) / time(() => b.runKernel("stream_read_t", [buf.ptr, per, out.ptr], t)) / 1e9;
+  const run = streams === 1 ? () => b.runKernel("stream_read_t", [buf.ptr, per, out.ptr], t) : () => b.runKernel("stream_read_multi_t", [buf.ptr, per, streams, step, out.ptr], t);
+  return (per * t) / time(run) / 1e9;
 }
 
 function peaks(b: WasmBackend, suffix: string): Lim {
@@ -133,6 +140,8 @@ function peaks(b: WasmBackend, suffix: string): Lim {
   const dot8how = b.flavour === "relaxed" ? "i32x4.relaxed_dot_i8x16_i7x16_add_s" : "i8 dot emulated with i16 (SIMD128)";
   report({ key: `dot_i8_peak_gops${suffix}`, what: `register-only ${dot8how}`, value: dot8, unit: "GOP/s" });
   report({ key: `mem_read_gbps${suffix}`, what: "streaming v128 read of 1 GiB", value: mem, unit: "GB/s" });
+  // 8 streams per thread: the record streams of gemv_q4_i8x3 (GEMV_Q4_STREAMS, src/ops/wasm/backend.ts).
+  report({ key: `mem_read_8streams_gbps${suffix}`, what: "same, 8 far-apart streams per thread in lockstep", value: memRead(b, 2 ** 30, 8), unit: "GB/s" });
   return { f32, dot, dot8, mem };
 }
 

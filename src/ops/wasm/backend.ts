@@ -85,7 +85,7 @@ function probeInput(M: number, K: number): Tensor {
 const KERNELS = [
   "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "gemv_q4_i8x3", "gemm_q4_i8x3", "q4_quantize_digits_t", "layer_norm", "rms_norm", "add", "add_rows",
   "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "attn_decode", "peak_f32_t", "peak_dot_i16_t", "peak_dot_i8_t",
-  "stream_read_t",
+  "stream_read_t", "stream_read_multi_t",
 ];
 
 /** Blocking of the f32 GEMM (assembly/gemm.ts): KC·8·4 = 8 KiB panel block, MC·KC·4 ≤ 256 KiB of A. */
