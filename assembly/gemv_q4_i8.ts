@@ -144,28 +144,55 @@ function quantize_row(x: usize, K: i32, gs: i32, act: usize, sums: usize, scale:
 
 /**
  * y = x·W + bias for column quads [cq0, cq1) (this thread's share), M = 1.
- *   act/sums/scale from q4_quantize_digits; w: records; bias f32 [Np]; c: output f32 [Np].
+ *   act/sums/scale from q4_quantize_digits; w: records; bias f32 [Np]; c: output f32 [Np];
+ *   streams: how many far-apart runs of records one thread reads at once (the backend passes
+ *   GEMV_Q4_STREAMS; 1 reads its quads in order).
+ *
+ * K block outermost: the block's digits (3·Q4_BLOCK_K bytes = 12 KiB) stay in L1 while this
+ * thread's records of the block stream past (the [block][quad][group] layout). Within a block the
+ * thread's quads are cut into `streams` equal runs (each a contiguous stretch of records, at 4096
+ * × 11008 and 8 streams 1.6 MB apart) visited group by group in turn: group g of the first quad of
+ * every run, then group g + 1, ..., then the next quad of every run. One core then has `streams`
+ * sequential streams in flight instead of one, and DRAM read bandwidth per core is limited by how
+ * many lines it has outstanding, not by the bus (docs/kernels.md: 8.2 → 16.9 GB/s cold on 2
+ * threads). Each column still adds its groups in the same order, so the result is bit-identical;
+ * y waits in c between groups (store and reload of an f32 are exact). Leftover quads (fewer than
+ * `streams`) go in order.
  */
 export function gemv_q4_i8x3(
   act: usize, sums: usize, scale: usize, K: i32, gs: i32, w: usize, nq: i32, bias: usize, c: usize,
-  cq0: i32, cq1: i32, tid: i32,
+  streams: i32, cq0: i32, cq1: i32, tid: i32,
 ): void {
   const G = K / gs;
   const rec: usize = (<usize>gs << 1) + Q4_REC_EXTRA;
   const nib = v128.load(C_BYTE_NIB);
   const inv256 = v128.load(C_INV_256);
-  // K block outermost: the block's digits (3·Q4_BLOCK_K bytes = 12 KiB) stay in L1 while this
-  // thread's records of the block stream past as one contiguous run (the [block][quad][group]
-  // layout). Each column still sums its groups in order; y waits in c between blocks.
   const gb = q4_block_groups(gs);
+  const S = max(1, streams);
+  const len = (cq1 - cq0) / S; // quads per run
+  const tail = cq0 + S * len;
   for (let g0 = 0; g0 < G; g0 += gb) {
     const gn = min(gb, G - g0);
     const a = act + <usize>g0 * gs * 3;
-    for (let cq = cq0; cq < cq1; cq++) {
+    // Quad cq's records of this block: blk + cq·gn·rec, one per group (q4_rec without its modulo).
+    const blk = w + <usize>g0 * nq * rec;
+    const gnRec = <usize>gn * rec;
+    for (let i = 0; i < len; i++) {
+      for (let g = 0; g < gn; g++) {
+        const ag = a + <usize>g * gs * 3;
+        const sg = sums + (<usize>(g0 + g) << 3), sc = scale + (<usize>(g0 + g) << 2);
+        for (let s = 0; s < S; s++) {
+          const cq = cq0 + s * len + i;
+          const cp = c + (<usize>cq << 4);
+          const y = g0 == 0 && g == 0 ? v128.load(bias + (<usize>cq << 4)) : v128.load(cp);
+          v128.store(cp, row_quad(y, ag, blk + <usize>cq * gnRec + <usize>g * rec, 1, gs, sg, sc, nib, inv256));
+        }
+      }
+    }
+    for (let cq = tail; cq < cq1; cq++) {
       const cp = c + (<usize>cq << 4);
       const y = g0 == 0 ? v128.load(bias + (<usize>cq << 4)) : v128.load(cp);
-      const r0 = q4_rec(w, cq, g0, G, nq, gb, rec);
-      v128.store(cp, row_quad(y, a, r0, gn, gs, sums + (<usize>g0 << 3), scale + (<usize>g0 << 2), nib, inv256));
+      v128.store(cp, row_quad(y, a, blk + <usize>cq * gnRec, gn, gs, sums + (<usize>g0 << 3), scale + (<usize>g0 << 2), nib, inv256));
     }
   }
 }

@@ -183,6 +183,9 @@ describe("wasm kernels vs reference", function () {
     [1, 2048, 8, 2048], [1, 24, 16, 8], [1, 1032, 40, 24], [1, 11008, 24, 128], [4, 1032, 16, 24], [2, 24, 8, 8],
     // K blocks of the record layout (4096 inputs): 3 blocks, the last shorter; a last block of 1 group.
     [3, 11008, 16, 128], [1, 4104, 16, 8], [5, 4104, 8, 8],
+    // Decode GEMV's interleaved record streams (8 per thread): 66 quads = 8 runs of 8 + 2 in order on
+    // 1 thread, 22 per thread = 8 runs of 2 + 6 on 3 threads; both must give the same bits.
+    [1, 11008, 264, 128],
   ];
   for (const [M, K, N, gs] of gptqShapes) {
     it(`matmul gptq-int4 M=${M} K=${K} N=${N} group ${gs} (every GPTQ kernel)`, () => {

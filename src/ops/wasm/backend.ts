@@ -93,6 +93,12 @@ const KC = 256;
 const MC = 192;
 /** Rows per block of the int4 × int16 kernel (its activations, MB·K·2 bytes, stay in L2). */
 const MB_Q4 = 16;
+/**
+ * Far-apart record streams one thread of the int8-digit GEMV reads at once (assembly/gemv_q4_i8.ts):
+ * measured on 2 threads (docs/kernels.md), 4096 × 11008 out of cache 8.2 GB/s with 1, 15.2 with
+ * 4, 16.9 with 8, 16.6 with 16; in cache 21.6 → 21.2.
+ */
+const GEMV_Q4_STREAMS = 8;
 /** Query rows per attention work unit (assembly/attention.ts QB). */
 const ATTN_QB = 18;
 /** Below this many multiply-adds (or elements) an op runs on the calling thread only. */
@@ -392,7 +398,7 @@ export class WasmBackend extends HostBackendBase implements Backend {
         // One row is ~20 µs: threads only pay off for prefill.
         if (M === 1) a.k.q4_quantize_digits(xp, 1, K, gs, act, sums, sc);
         else this.pool.run(a, "q4_quantize_digits_t", [xp, K, gs, act, sums, sc], M, 1, parallel);
-        if (M === 1) this.pool.run(a, "gemv_q4_i8x3", [act, sums, sc, K, gs, w.weight, N / 4, w.bias, cp], N / 4, 1, parallel);
+        if (M === 1) this.pool.run(a, "gemv_q4_i8x3", [act, sums, sc, K, gs, w.weight, N / 4, w.bias, cp, GEMV_Q4_STREAMS], N / 4, 1, parallel);
         else this.pool.run(a, "gemm_q4_i8x3", [act, sums, sc, M, K, gs, w.weight, w.bias, cp, np, MB_Q4], N / 4, 1, parallel);
       };
       return { run, c: cp };
