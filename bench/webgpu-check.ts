@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     matmul("GPTQ mlp c_proj", 1, gptq(11008, 4096, 6)),
     matmul("fp16 lm_head slice", 1, dense16(4096, 8192, 7, false)),
     matmul("fp16 ViT GEMM", 256, dense16(1664, 1664, 8, true)),
+    matmul("fp16 ViT c_proj, a partial row tile", 1000, dense16(8192, 1664, 9, true)),
     { name: "rmsNorm 1 × 4096", inputs: [[rand(4096, 9, -3, 3), [1, 4096]], [rand(4096, 10), [4096]]], op: (be, [x, w]) => be.rmsNorm(x, w, 1e-6) },
   ];
   const ref = new ReferenceBackend();

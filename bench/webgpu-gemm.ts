@@ -35,6 +35,15 @@ interface PassInternals {
 const VIT_BLOCKS = 48;
 const VIT_PER_BLOCK: Record<string, number> = { "1664x1664": 4, "1664x8192": 1, "8192x1664": 1 };
 
+/**
+ * How far a kernel may differ from dense_gemm (rel L2): the FMA kernels sum in the same order
+ * (only contraction differs); dense_gemm_mma carries split_f16's 2^-22 and the matrix units' own
+ * f32 summation order.
+ */
+function bound(kernel: DenseGemmKernel): number {
+  return kernel === "dense_gemm_mma" ? 1e-5 : 1e-6;
+}
+
 let seed = 12345;
 function rnd(): number {
   seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
@@ -87,10 +96,15 @@ async function main(): Promise<void> {
     Object.defineProperty(globalThis.navigator, "gpu", { value: gpu, configurable: true });
   }
   const [{ device, report }, shaders] = await Promise.all([acquireDevice(), loadShaders()]);
-  const ctx = new GpuContext(device, shaders);
+  const ctx = new GpuContext(device, shaders, undefined, undefined, report.matrixF16);
+  console.log(`subgroup matrix configurations: ${report.matrixConfigs.join(", ") || "none"}; dense_gemm_mma ${report.matrixF16 ? "available" : "not available"}`);
   const inner = ctx as unknown as PassInternals;
   for (const m of ["enc", "endPass"] as const) {
     if (typeof inner[m] !== "function") throw new Error(`webgpu-gemm: GpuContext has no ${m} (context.ts changed?)`);
+  }
+  if (!ctx.matrixF16 && order.includes("dense_gemm_mma")) {
+    console.log("dense_gemm_mma: skipped (no f16 subgroup matrices with 32-wide subgroups on this device)");
+    order.splice(order.indexOf("dense_gemm_mma"), 1);
   }
   const fits = order.filter((k) => DENSE_GEMM_KERNELS[k].sharedBytes <= ctx.maxWorkgroupStorage);
   for (const k of order) if (!fits.includes(k)) console.log(`${k}: skipped (needs ${DENSE_GEMM_KERNELS[k].sharedBytes} bytes of workgroup memory, the device offers ${ctx.maxWorkgroupStorage})`);
@@ -188,12 +202,12 @@ async function main(): Promise<void> {
       console.log(`ViT block products per image (${VIT_BLOCKS} × 4 × 1664², 1664×8192, 8192×1664): ${kernel} ${perImage[kernel].toFixed(1)} ms`);
     }
   }
-  const bad = rows.filter((r) => !(r.relL2VsDenseGemm <= 1e-6));
+  const bad = rows.filter((r) => !(r.relL2VsDenseGemm <= bound(r.kernel)));
   if (values.json) {
     fs.writeFileSync(values.json, JSON.stringify({ adapter: report, timing: timestamps ? "timestamp-query" : "wall clock", reps, rows, vitBlockProductsMsPerImage: perImage }, null, 1));
   }
   ctx.destroy();
-  if (bad.length > 0) throw new Error(`webgpu-gemm: ${bad.map((r) => `${r.kernel} ${r.K}x${r.N}`).join(", ")} differ from dense_gemm by more than 1e-6`);
+  if (bad.length > 0) throw new Error(`webgpu-gemm: ${bad.map((r) => `${r.kernel} ${r.K}x${r.N}`).join(", ")} differ from dense_gemm by more than their bound (1e-6; dense_gemm_mma 1e-5)`);
 }
 
 await main();

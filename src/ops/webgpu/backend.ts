@@ -15,6 +15,7 @@ import {
 } from "../checks.js";
 import { GpuContext, GpuStorage, type PooledBuffer } from "./context.js";
 import { acquireDevice, loadShaders, type AdapterReport, type WebGpuDeviceOptions } from "./device.js";
+import { encodeAttention } from "./mma.js";
 import { GpuLinear, encodeMatmul, gluFusable, uploadLinear, type DenseGemmKernel } from "./linear.js";
 
 export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
@@ -83,7 +84,7 @@ export class WebGpuBackend implements Backend {
   /** Request an adapter and device and load the shaders; throws when there is no adapter. */
   static async create(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     const [{ device, report }, shaders] = await Promise.all([acquireDevice(options), loadShaders(options.shaderBaseUrl)]);
-    return new WebGpuBackend(new GpuContext(device, shaders, options.weightChunkBytes, options.denseGemm), report);
+    return new WebGpuBackend(new GpuContext(device, shaders, options.weightChunkBytes, options.denseGemm, report.matrixF16), report);
   }
 
   /**
@@ -390,6 +391,15 @@ export class WebGpuBackend implements Backend {
         [qs.buf, ks.buf, vs.buf, part], [nb, rows]);
       this.ctx.dispatch("att_combine", [rows, D, nb, mlOff, 0], 0, [part, out.storage.buf], this.ctx.grid(rows, 1));
       this.ctx.give(part);
+      return out;
+    }
+    if (this.ctx.matrixF16) {
+      // Many queries on the matrix units: q·kᵀ and p·v as split-f16 products (mma.ts).
+      const hc = Math.max(1, Math.min(H, Math.floor(Math.min(ATTENTION_SCRATCH_BYTES, this.ctx.maxBinding) / (Tq * Tk * 4))));
+      const scores = this.ctx.take(Tq * hc * Tk * 4);
+      encodeAttention(this.ctx, { buf: qs.buf, off: qs.offset }, { buf: ks.buf, off: ks.offset }, { buf: vs.buf, off: vs.offset },
+        { buf: out.storage.buf, off: 0 }, scores, { Tq, Tk, H, D, hc }, causal, pos0, options.scale, this.dummy);
+      this.ctx.give(scores);
       return out;
     }
     if (D <= ATT_FLASH_MAX_D && ATT_FLASH_SHARED_BYTES <= this.ctx.device.limits.maxComputeWorkgroupStorageSize) {

@@ -111,6 +111,8 @@ export class GpuContext {
     weightChunkBytes?: number,
     /** The dense GEMM kernel of every M > 1 dense matmul (tests, benchmarks); default: linear.ts picks. */
     public denseGemm?: DenseGemmKernel,
+    /** The device runs dense_gemm_mma.wgsl (device.ts's AdapterReport.matrixF16). */
+    readonly matrixF16 = false,
   ) {
     this.device = device;
     // Bindings over 2 GiB are not supported by Dawn's backends; keep one 256-byte step below.

@@ -11,13 +11,28 @@ export interface AdapterReport {
   readonly features: readonly string[];
   readonly maxStorageBufferBindingSize: number;
   readonly maxBufferSize: number;
+  /**
+   * The f16 × f16 → f32 16 × 16 × 16 subgroup matrix configuration that dense_gemm_mma.wgsl needs is
+   * offered and enabled, with subgroups of exactly 32 invocations (that kernel's workgroup).
+   */
+  readonly matrixF16: boolean;
+  /** The adapter's subgroup matrix configurations, "f16→f32 16×16×16" (benchmarks record them). */
+  readonly matrixConfigs: readonly string[];
 }
 
 export interface WebGpuDeviceOptions {
   /** "high-performance" (default) or "low-power", passed to requestAdapter. */
   readonly powerPreference?: GPUPowerPreference;
-  /** Dawn toggles to enable (Node only), e.g. "vulkan_enable_f16_on_nvidia". */
+  /**
+   * Dawn toggles to enable (Node only; default NODE_TOGGLES when `matrixUnits` is on, else none),
+   * e.g. "vulkan_enable_f16_on_nvidia".
+   */
   readonly toggles?: readonly string[];
+  /**
+   * Use the matrix units (subgroup matrices, tensor cores on NVIDIA) for the dense GEMMs where the
+   * adapter offers them (default true). Off: the f32 FMA kernels everywhere.
+   */
+  readonly matrixUnits?: boolean;
 }
 
 export interface AcquiredDevice {
@@ -27,6 +42,17 @@ export interface AcquiredDevice {
 
 /** Features requested when the adapter has them; the kernels keep a path without each. */
 const WANTED_FEATURES = ["shader-f16", "subgroups", "timestamp-query"] as const;
+/** Dawn's feature name for subgroup matrices (experimental: offered only with allow_unsafe_apis). */
+const MATRIX_FEATURE = "chromium-experimental-subgroup-matrix";
+/**
+ * Dawn toggles of Node's GPU instance when the matrix units are wanted: Dawn exposes shader-f16
+ * on NVIDIA's Vulkan driver only with vulkan_enable_f16_on_nvidia, and its experimental features
+ * (subgroup matrices among them) only with allow_unsafe_apis. Neither turns off validation or
+ * robust buffer access (docs/webgpu.md).
+ */
+export const NODE_TOGGLES = ["vulkan_enable_f16_on_nvidia", "allow_unsafe_apis"] as const;
+
+interface MatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
 
 let nodeGpu: GPU | null = null;
 
@@ -49,14 +75,22 @@ async function gpuEntry(toggles: readonly string[]): Promise<GPU> {
 
 /** An adapter and a device with the adapter's own buffer limits (Dawn's defaults are 256/128 MiB). */
 export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<AcquiredDevice> {
-  const gpu = await gpuEntry(options.toggles ?? []);
+  const wantMatrix = options.matrixUnits ?? true;
+  const gpu = await gpuEntry(options.toggles ?? (wantMatrix ? NODE_TOGGLES : []));
   const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
   if (!adapter) {
     throw new Error(
       "webgpu backend: no WebGPU adapter found (Node: Dawn needs a Vulkan driver, e.g. Mesa ≥ 25 lavapipe; see docs/webgpu.md)",
     );
   }
-  const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const features: string[] = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: readonly MatrixConfig[]; subgroupMinSize?: number; subgroupMaxSize?: number };
+  const configs = [...(info.subgroupMatrixConfigs ?? [])];
+  const matrixConfigs = configs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`);
+  const matrixF16 = wantMatrix && adapter.features.has(MATRIX_FEATURE as GPUFeatureName) && features.includes("shader-f16")
+    && features.includes("subgroups") && info.subgroupMinSize === 32 && info.subgroupMaxSize === 32
+    && configs.some((c) => c.componentType === "f16" && c.resultComponentType === "f32" && c.M === 16 && c.N === 16 && c.K === 16);
+  if (matrixF16) features.push(MATRIX_FEATURE);
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     requiredFeatures: features as GPUFeatureName[],
@@ -69,7 +103,6 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
     },
   });
-  const info = adapter.info;
   return {
     device,
     report: {
@@ -80,6 +113,8 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
       features,
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxBufferSize: device.limits.maxBufferSize,
+      matrixF16,
+      matrixConfigs,
     },
   };
 }
@@ -88,10 +123,17 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
 export const SHADER_NAMES = [
   "add", "scale_rows", "gelu", "swiglu", "rms_norm", "layer_norm", "add_rms_norm", "rope", "rope_kv",
   "att_scores", "att_softmax", "att_pv", "att_split", "att_combine", "att_flash",
-  "dense_gemm", "dense_gemm_128", "dense_gemm_128x64", "dense_gemm_128k16", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
+  "dense_gemm", "dense_gemm_128", "dense_gemm_128x64", "dense_gemm_128k16", "split_f16", "dense_gemm_mma", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
   "gather", "copy2d", "finite",
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];
+
+/** common.wgsl before a shader, the shader's `enable` directives before both (WGSL wants them first). */
+function withCommon(common: string, code: string): string {
+  const directive = /^enable [^;]+;[^\n]*\n/gm;
+  const enables = code.match(directive) ?? [];
+  return `${enables.join("")}${common}\n${code.replace(directive, "")}`;
+}
 
 /**
  * Shader sources, each prefixed by common.wgsl. Node reads them from the package's
@@ -114,6 +156,6 @@ export async function loadShaders(baseUrl?: string | URL): Promise<Map<string, s
   };
   const common = await get("common");
   const out = new Map<string, string>();
-  await Promise.all(SHADER_NAMES.map(async (n) => out.set(n, `${common}\n${await get(n)}`)));
+  await Promise.all(SHADER_NAMES.map(async (n) => out.set(n, withCommon(common, await get(n)))));
   return out;
 }

@@ -4,6 +4,7 @@
 import type { DenseWeights, GptqWeights, Linear, LinearWeights } from "../backend.js";
 import { f16ArrayToF32 } from "../../io/fp16.js";
 import type { GpuContext, PooledBuffer } from "./context.js";
+import { MMA_TILE, encodeMma, releaseSplit, splitOperand, type SplitOperand } from "./mma.js";
 
 const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
 
@@ -23,6 +24,9 @@ export const DENSE_GEMM_KERNELS = {
   dense_gemm_128: { tile: [128, 128], sharedBytes: 2 * 512 * 16 },
   dense_gemm_128x64: { tile: [128, 64], sharedBytes: (512 + 256) * 16 },
   dense_gemm_128k16: { tile: [128, 128], sharedBytes: 2 * 1024 * 16 },
+  // On the matrix units, from split_f16's hi/lo halves of x; only where `mmaFits` (f16 weights,
+  // K % 16 == 0, chunks of whole 64-column tiles) and the device has them (matrixF16).
+  dense_gemm_mma: { tile: [MMA_TILE.m, MMA_TILE.n], sharedBytes: MMA_TILE.m * MMA_TILE.n * 4 },
 } as const;
 export type DenseGemmKernel = keyof typeof DENSE_GEMM_KERNELS;
 
@@ -36,6 +40,12 @@ export type DenseGemmKernel = keyof typeof DENSE_GEMM_KERNELS;
  */
 export function denseGemmKernel(M: number): DenseGemmKernel {
   return M > DENSE_GEMM_KERNELS.dense_gemm.tile[0] ? "dense_gemm_128" : "dense_gemm";
+}
+
+/** Whether dense_gemm_mma.wgsl can run this layer: f16 weights in whole 16 × 64 fragments. */
+export function mmaFits(lin: GpuLinear): boolean {
+  return lin.kind === "dense" && lin.dtype === DTYPE_CODE.f16 && lin.inFeatures % MMA_TILE.k === 0
+    && lin.dense.every((c) => c.nc % MMA_TILE.n === 0);
 }
 
 /** One chunk of output features [n0, n0 + nc) and its buffers. */
@@ -170,6 +180,22 @@ function vec4Rows(lin: GpuLinear): boolean {
 }
 
 /**
+ * For a dense M > 1 product on the matrix units (the device has them, the layer fits, and no
+ * other kernel is forced): x split into f16 hi/lo halves (mma.ts). Null where the FMA kernels
+ * run instead.
+ */
+function mmaSplit(ctx: GpuContext, lin: GpuLinear, M: number, xb: PooledBuffer, xOff: number): SplitOperand | null {
+  const forced = ctx.denseGemm;
+  if (forced !== undefined && forced !== "dense_gemm_mma") return null;
+  if (!(ctx.matrixF16 && mmaFits(lin))) {
+    if (forced) throw new Error(`matmul: dense_gemm_mma cannot run ${lin.inFeatures}→${lin.outFeatures} (${ctx.matrixF16 ? "dtype or shape" : "no f16 subgroup matrices on this device"})`);
+    return null;
+  }
+  const K = lin.inFeatures;
+  return splitOperand(ctx, xb, xOff, 1, M, K, { bs: 0, rs: K, cs: 1 }, MMA_TILE.m);
+}
+
+/**
  * y[M, N] = x[M, K]·Wᵀ + b into `out` (elements out.offset..). `x` is `M·K` values from element
  * `xOff` of `xb`; `dummy` is bound where a layer has no bias. With `glu` (only where
  * `gluFusable`), x is [a | b], 2K values, and the product is of swiglu_gate(a, b) (common.wgsl).
@@ -184,6 +210,7 @@ export function encodeMatmul(
   if (glu && !gluFusable(lin, M)) throw new Error(`matmul: no fused SwiGLU input for a ${lin.kind} layer at M = ${M}`);
   const g = glu ? 1 : 0;
   if (lin.kind === "dense") {
+    const mma = M > 1 ? mmaSplit(ctx, lin, M, xb, xOff) : null;
     for (const c of lin.dense) {
       if (M === 1 && vec4Rows(lin)) {
         // Rows of whole 16-byte words: vec4 loads (each chunk is its own buffer, so rows start aligned).
@@ -191,6 +218,8 @@ export function encodeMatmul(
           ctx.grid(c.nc, DENSE_GEMV4_ROWS));
       } else if (M === 1) {
         ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
+      } else if (mma) {
+        encodeMma(ctx, mma, { weight: c.weight, nc: c.nc, n0: c.n0 }, 1, { buf: ob, off: oOff, ldo: N, obs: 0 }, 1, lin.bias, dummy);
       } else {
         const kernel = ctx.denseGemm ?? denseGemmKernel(M);
         const { tile: [tm, tn], sharedBytes } = DENSE_GEMM_KERNELS[kernel];
@@ -201,6 +230,7 @@ export function encodeMatmul(
           [Math.ceil(c.nc / tn), Math.ceil(M / tm)]);
       }
     }
+    if (mma) releaseSplit(ctx, mma);
     return;
   }
   const seq = lin.sequentialGroups ? 1 : 0;

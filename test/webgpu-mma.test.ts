@@ -1,0 +1,166 @@
+// The matrix-unit GEMM path of the WebGPU backend: split_f16.wgsl (x → f16 hi + lo with a
+// power-of-two row scale) on any adapter with shader-f16, and dense_gemm_mma.wgsl against the
+// reference where the adapter offers f16 subgroup matrices (a real GPU; Mesa's lavapipe offers
+// none, so there it reports the skip).
+import { expect } from "chai";
+import type { Backend, LinearWeights, Tensor } from "../src/ops/backend.js";
+import { ReferenceBackend } from "../reference/backend.js";
+import type { WebGpuBackend } from "../src/ops/webgpu/backend.js";
+import type { GpuContext } from "../src/ops/webgpu/context.js";
+import { f16ToF32, f32ArrayToF16 } from "../src/io/fp16.js";
+import { acquire } from "./webgpu-acquire.js";
+import { MMA_TILE, releaseSplit, splitOperand } from "../src/ops/webgpu/mma.js";
+
+function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    out[i] = lo + (s / 2 ** 32) * (hi - lo);
+  }
+  return out;
+}
+
+const ctxOf = (be: WebGpuBackend): GpuContext => (be as unknown as { ctx: GpuContext }).ctx;
+
+describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma)", function () {
+  this.timeout(120_000);
+  let gpu: WebGpuBackend;
+  before(async function () {
+    gpu = await acquire(this);
+  });
+  after(async () => {
+    await gpu?.dispose();
+  });
+
+  it("split_f16: hi + lo = x·s to 2^-22 of the row maximum, s a power of two putting it in [2^14, 2^15); zero, padded, non-finite rows; batched, transposed views", async function () {
+    if (!gpu.report.features.includes("shader-f16")) {
+      console.log("    (skipping: the adapter has no shader-f16)");
+      this.skip();
+    }
+    const ctx = ctxOf(gpu);
+    const K = 37, M = 7, B = 2;
+    // Batch b, row r, column c at b·M·K + c·M + r: each batch stored transposed (cs = M, rs = 1).
+    const x = new Float32Array(3 + B * M * K);
+    const at = (b: number, r: number, c: number): number => 3 + b * M * K + c * M + r;
+    const v = rand(B * M * K, 3, -3, 3);
+    for (let b = 0; b < B; b++) for (let r = 0; r < M; r++) for (let c = 0; c < K; c++) x[at(b, r, c)] = v[(b * M + r) * K + c];
+    const set = (b: number, r: number, f: (c: number) => number): void => { for (let c = 0; c < K; c++) x[at(b, r, c)] = f(c); };
+    set(0, 1, () => 0);
+    const tiny = rand(K, 4, -1e-30, 1e-30), huge = rand(K, 5, -1e30, 1e30);
+    set(0, 2, (c) => tiny[c]);
+    set(1, 3, (c) => (c === 0 ? 0 : c === 1 ? 1e24 : huge[c])); // zeros and values 2^17 below the maximum (lo subnormal)
+    x[at(0, 5, 9)] = NaN;
+    x[at(1, 6, 36)] = -Infinity;
+    const xb = ctx.upload(x);
+    const s = splitOperand(ctx, xb, 3, B, M, K, { bs: M * K, rs: 1, cs: M }, MMA_TILE.m);
+    const { rp, cp } = s;
+    expect([rp, cp]).to.deep.equal([32, 48]);
+    const h = new Uint16Array((await ctx.read(s.hl, 0, B * rp * cp)).buffer);
+    const r = await ctx.read(s.sc, 0, B * rp);
+    for (let b = 0; b < B; b++) {
+      for (let m = 0; m < rp; m++) {
+        const base = b * 2 * rp * cp + m * cp;
+        const hiLo = (k: number): number => f16ToF32(h[base + k]) + f16ToF32(h[base + rp * cp + k]);
+        const what = `batch ${b}, row ${m}`;
+        for (let k = K; k < cp; k++) expect(hiLo(k), `${what}, padding column ${k}`).to.equal(0);
+        if (m >= M || (b === 0 && m === 1)) {
+          expect(r[b * rp + m], what).to.equal(1);
+          for (let k = 0; k < K; k++) expect(hiLo(k), what).to.equal(0);
+          continue;
+        }
+        if ((b === 0 && m === 5) || (b === 1 && m === 6)) {
+          expect(r[b * rp + m], `${what} holds NaN or -Inf`).to.be.NaN;
+          continue;
+        }
+        const sc = 1 / r[b * rp + m];
+        expect(Math.log2(sc) % 1, `${what}: s is a power of two`).to.equal(0);
+        const xs = Array.from({ length: K }, (_, k) => x[at(b, m, k)] * sc);
+        const amax = Math.max(...xs.map(Math.abs));
+        expect(amax, what).to.be.at.least(2 ** 14).and.below(2 ** 15);
+        for (let k = 0; k < K; k++) expect(Math.abs(hiLo(k) - xs[k]), `${what}, k ${k}`).to.be.at.most(2 ** -22 * amax);
+      }
+    }
+    ctx.give(xb);
+    releaseSplit(ctx, s);
+  });
+
+  describe("dense_gemm_mma against the reference", () => {
+    let mma: WebGpuBackend;
+    let chunked: WebGpuBackend;
+    const ref = new ReferenceBackend();
+    const ran = new Set<string>();
+    before(async function () {
+      if (!gpu.report.matrixF16) {
+        console.log(`    (skipping dense_gemm_mma: this adapter has no f16 subgroup matrices with 32-wide subgroups; configurations: ${gpu.report.matrixConfigs.join(", ") || "none"})`);
+        this.skip();
+      }
+      mma = await acquire(this, { denseGemm: "dense_gemm_mma" });
+      // 64 rows of a K = 48 f16 weight per chunk (linear.ts keeps 4 bytes of a chunk spare).
+      chunked = await acquire(this, { denseGemm: "dense_gemm_mma", weightChunkBytes: 64 * 48 * 2 + 4 });
+      for (const be of [mma, chunked]) {
+        const ctx = ctxOf(be);
+        const dispatch = ctx.dispatch.bind(ctx);
+        ctx.dispatch = (name, ...rest) => {
+          ran.add(name);
+          dispatch(name, ...rest);
+        };
+      }
+    });
+    after(async () => {
+      await mma?.dispose();
+      await chunked?.dispose();
+    });
+
+    async function same(x: Float32Array, M: number, w: LinearWeights, be: Backend): Promise<number> {
+      const op = (b: Backend, t: Tensor): Tensor => b.matmul(t, b.linear(w));
+      const want = await ref.read(op(ref, ref.fromHost(x, [M, w.inFeatures])));
+      const got = await be.read(op(be, be.fromHost(x, [M, w.inFeatures])));
+      let num = 0, den = 0;
+      for (let i = 0; i < got.length; i++) {
+        num += (got[i] - want[i]) ** 2;
+        den += want[i] ** 2;
+      }
+      return Math.sqrt(num / den);
+    }
+
+    // Partial row tiles (M = 2, 33, 130), K of one and of many 16-steps, N of one and several
+    // 64-column tiles, chunks of 64 rows of W (K = 48: a 6 KiB binding limit), no bias.
+    for (const [M, K, N, bias] of [[2, 16, 64, true], [33, 48, 192, true], [130, 256, 128, false], [1024, 1664, 64, true]] as const) {
+      it(`M=${M} K=${K} N=${N}${bias ? " with bias" : ""}: rel L2 ≤ 1e-6 (the split's 2^-22 and f32 sums)`, async () => {
+        ran.clear();
+        const w: LinearWeights = {
+          kind: "dense", inFeatures: K, outFeatures: N, dtype: "f16",
+          weight: f32ArrayToF16(rand(K * N, K + N, -0.05, 0.05)), bias: bias ? rand(N, 9) : undefined,
+        };
+        const e = await same(rand(M * K, M + 1, -4, 4), M, w, K === 48 ? chunked : mma);
+        expect(e, `rel L2 ${e}`).to.be.at.most(1e-6);
+        expect([...ran].sort()).to.deep.equal(["dense_gemm_mma", "split_f16"]);
+      });
+    }
+
+    // Attention takes the matrix units whenever the device has them and a step has more than a
+    // few queries: bidirectional (the ViT: head dim 104, not a multiple of 16), causal with a
+    // query offset (prefill after a cached prefix), keys not a multiple of 64.
+    for (const [Tq, Tk, H, D, causal, off] of [[130, 130, 3, 104, false, 0], [37, 300, 2, 128, true, 263], [64, 64, 16, 104, false, 0]] as const) {
+      it(`attention Tq=${Tq} Tk=${Tk} H=${H} D=${D}${causal ? ` causal from ${off}` : ""}: rel L2 ≤ 1e-6`, async () => {
+        ran.clear();
+        const q = rand(Tq * H * D, 1, -2, 2), k = rand(Tk * H * D, 2, -2, 2), v = rand(Tk * H * D, 3, -2, 2);
+        const op = (b: Backend): Tensor => b.attention(b.fromHost(q, [Tq, H, D]), b.fromHost(k, [Tk, H, D]), b.fromHost(v, [Tk, H, D]),
+          { scale: 1 / Math.sqrt(D), causal, queryOffset: off });
+        const want = await ref.read(op(ref));
+        const got = await mma.read(op(mma));
+        let num = 0, den = 0;
+        for (let i = 0; i < got.length; i++) {
+          num += (got[i] - want[i]) ** 2;
+          den += want[i] ** 2;
+        }
+        const e = Math.sqrt(num / den);
+        expect(e, `rel L2 ${e}`).to.be.at.most(1e-6);
+        expect([...ran].sort()).to.deep.equal(["att_softmax", "dense_gemm_mma", "split_f16"]);
+      });
+    }
+  });
+});
