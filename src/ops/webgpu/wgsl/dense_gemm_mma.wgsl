@@ -16,7 +16,9 @@
 // from storage (the caches serve the reuse; each 16 × 16 f16 fragment is 512 bytes). Per k step
 // of 16: 2 × 2 left fragments (hi, lo), 4 right fragments (8 with B split), 16 multiply-
 // accumulates (24). The fragments are named variables, not arrays: an array of matrices indexed
-// in a loop may be kept in local memory.
+// in a loop may be kept in local memory. Loads and stores use the majorness template form
+// (`subgroupMatrixLoad<T, row_major>(p, offset, stride)`): Dawn deprecates the bool-argument
+// form, which ran equally fast on the H200 (bench/results/h200-webgpu-gemm-mma*.json).
 //
 // Accuracy: the accumulators restart every KB = 256 values of k and each block's sums are added
 // into f32 registers (one per output of the lane, through workgroup memory). With one accumulator
@@ -67,55 +69,55 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
     let kend = min(kb + KB, p.k);
     for (var k0 = kb; k0 < kend; k0 += S) {
       let a0 = a_base + m0 * p.k + k0;
-      let ah0 = subgroupMatrixLoad<A>(&hl, a0, false, p.k);
-      let al0 = subgroupMatrixLoad<A>(&hl, a0 + a_lo, false, p.k);
-      let ah1 = subgroupMatrixLoad<A>(&hl, a0 + S * p.k, false, p.k);
-      let al1 = subgroupMatrixLoad<A>(&hl, a0 + a_lo + S * p.k, false, p.k);
+      let ah0 = subgroupMatrixLoad<A, row_major>(&hl, a0, p.k);
+      let al0 = subgroupMatrixLoad<A, row_major>(&hl, a0 + a_lo, p.k);
+      let ah1 = subgroupMatrixLoad<A, row_major>(&hl, a0 + S * p.k, p.k);
+      let al1 = subgroupMatrixLoad<A, row_major>(&hl, a0 + a_lo + S * p.k, p.k);
       // B is [rows j, K] row-major: the K × 16 right operand is column-major with stride K.
       let b0 = b_base + j0 * p.k + k0;
-      let w0 = subgroupMatrixLoad<B>(&w, b0, true, p.k);
+      let w0 = subgroupMatrixLoad<B, col_major>(&w, b0, p.k);
       c00 = subgroupMatrixMultiplyAccumulate(al0, w0, c00);
       c00 = subgroupMatrixMultiplyAccumulate(ah0, w0, c00);
       c10 = subgroupMatrixMultiplyAccumulate(al1, w0, c10);
       c10 = subgroupMatrixMultiplyAccumulate(ah1, w0, c10);
-      let w1 = subgroupMatrixLoad<B>(&w, b0 + S * p.k, true, p.k);
+      let w1 = subgroupMatrixLoad<B, col_major>(&w, b0 + S * p.k, p.k);
       c01 = subgroupMatrixMultiplyAccumulate(al0, w1, c01);
       c01 = subgroupMatrixMultiplyAccumulate(ah0, w1, c01);
       c11 = subgroupMatrixMultiplyAccumulate(al1, w1, c11);
       c11 = subgroupMatrixMultiplyAccumulate(ah1, w1, c11);
-      let w2 = subgroupMatrixLoad<B>(&w, b0 + 2u * S * p.k, true, p.k);
+      let w2 = subgroupMatrixLoad<B, col_major>(&w, b0 + 2u * S * p.k, p.k);
       c02 = subgroupMatrixMultiplyAccumulate(al0, w2, c02);
       c02 = subgroupMatrixMultiplyAccumulate(ah0, w2, c02);
       c12 = subgroupMatrixMultiplyAccumulate(al1, w2, c12);
       c12 = subgroupMatrixMultiplyAccumulate(ah1, w2, c12);
-      let w3 = subgroupMatrixLoad<B>(&w, b0 + 3u * S * p.k, true, p.k);
+      let w3 = subgroupMatrixLoad<B, col_major>(&w, b0 + 3u * S * p.k, p.k);
       c03 = subgroupMatrixMultiplyAccumulate(al0, w3, c03);
       c03 = subgroupMatrixMultiplyAccumulate(ah0, w3, c03);
       c13 = subgroupMatrixMultiplyAccumulate(al1, w3, c13);
       c13 = subgroupMatrixMultiplyAccumulate(ah1, w3, c13);
       if (p.b_split == 1u) {
-        let v0 = subgroupMatrixLoad<B>(&w, b0 + b_lo, true, p.k);
+        let v0 = subgroupMatrixLoad<B, col_major>(&w, b0 + b_lo, p.k);
         c00 = subgroupMatrixMultiplyAccumulate(ah0, v0, c00);
         c10 = subgroupMatrixMultiplyAccumulate(ah1, v0, c10);
-        let v1 = subgroupMatrixLoad<B>(&w, b0 + b_lo + S * p.k, true, p.k);
+        let v1 = subgroupMatrixLoad<B, col_major>(&w, b0 + b_lo + S * p.k, p.k);
         c01 = subgroupMatrixMultiplyAccumulate(ah0, v1, c01);
         c11 = subgroupMatrixMultiplyAccumulate(ah1, v1, c11);
-        let v2 = subgroupMatrixLoad<B>(&w, b0 + b_lo + 2u * S * p.k, true, p.k);
+        let v2 = subgroupMatrixLoad<B, col_major>(&w, b0 + b_lo + 2u * S * p.k, p.k);
         c02 = subgroupMatrixMultiplyAccumulate(ah0, v2, c02);
         c12 = subgroupMatrixMultiplyAccumulate(ah1, v2, c12);
-        let v3 = subgroupMatrixLoad<B>(&w, b0 + b_lo + 3u * S * p.k, true, p.k);
+        let v3 = subgroupMatrixLoad<B, col_major>(&w, b0 + b_lo + 3u * S * p.k, p.k);
         c03 = subgroupMatrixMultiplyAccumulate(ah0, v3, c03);
         c13 = subgroupMatrixMultiplyAccumulate(ah1, v3, c13);
       }
     }
-    subgroupMatrixStore(&tile, 0u, c00, false, TN);
-    subgroupMatrixStore(&tile, S, c01, false, TN);
-    subgroupMatrixStore(&tile, 2u * S, c02, false, TN);
-    subgroupMatrixStore(&tile, 3u * S, c03, false, TN);
-    subgroupMatrixStore(&tile, S * TN, c10, false, TN);
-    subgroupMatrixStore(&tile, S * TN + S, c11, false, TN);
-    subgroupMatrixStore(&tile, S * TN + 2u * S, c12, false, TN);
-    subgroupMatrixStore(&tile, S * TN + 3u * S, c13, false, TN);
+    subgroupMatrixStore<row_major>(&tile, 0u, c00, TN);
+    subgroupMatrixStore<row_major>(&tile, S, c01, TN);
+    subgroupMatrixStore<row_major>(&tile, 2u * S, c02, TN);
+    subgroupMatrixStore<row_major>(&tile, 3u * S, c03, TN);
+    subgroupMatrixStore<row_major>(&tile, S * TN, c10, TN);
+    subgroupMatrixStore<row_major>(&tile, S * TN + S, c11, TN);
+    subgroupMatrixStore<row_major>(&tile, S * TN + 2u * S, c12, TN);
+    subgroupMatrixStore<row_major>(&tile, S * TN + 3u * S, c13, TN);
     workgroupBarrier();
     for (var q = 0u; q < PER_LANE; q++) { part[q] += tile[l + 32u * q]; }
     // The next block's stores must wait until every lane has read this one.
