@@ -74,6 +74,8 @@ async function main(): Promise<void> {
     attention("prefill", 300, 300, 4, 128, true, 0),
     matmul("GPTQ c_attn", 1, gptq(4096, 12288, 5)),
     matmul("GPTQ mlp c_proj", 1, gptq(11008, 4096, 6)),
+    matmul("GPTQ c_attn, prefill rows", 70, gptq(4096, 12288, 10)),
+    matmul("GPTQ mlp c_proj, prefill rows", 70, gptq(11008, 4096, 11)),
     matmul("fp16 lm_head slice", 1, dense16(4096, 8192, 7, false)),
     matmul("fp16 ViT GEMM", 256, dense16(1664, 1664, 8, true)),
     matmul("fp16 ViT c_proj, a partial row tile", 1000, dense16(8192, 1664, 9, true)),

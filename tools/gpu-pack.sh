@@ -31,7 +31,8 @@ xz -9 -T0 -c "$dawn" >"$out/dawn.node.xz"
 # The package: dawn.node travels on its own (it is most of node_modules/webgpu).
 mods=(msgpackr tiktoken @jsquash/jpeg opentype.js)
 [ -d node_modules/msgpackr-extract ] && mods+=(msgpackr-extract)
-paths=(package.json dist build assets tools/configs tools/gpu-probe.mjs test/fixtures/images
+# chai and tools/device-mocha.mjs: the WebGPU test files run there too (docs/webgpu-h200.md).
+paths=(package.json dist build assets tools/configs tools/gpu-probe.mjs tools/device-mocha.mjs test/fixtures/images node_modules/chai
   node_modules/webgpu/index.js node_modules/webgpu/package.json)
 for m in "${mods[@]}"; do paths+=("node_modules/$m"); done
 # The WebGPU backend reads its WGSL sources from src/ at run time (packageFile).
