@@ -9,6 +9,7 @@ import type { WebGpuBackend } from "../src/ops/webgpu/backend.js";
 import type { GpuContext } from "../src/ops/webgpu/context.js";
 import { f16ToF32, f32ArrayToF16 } from "../src/io/fp16.js";
 import { acquire } from "./webgpu-acquire.js";
+import { withCommon } from "../src/ops/webgpu/device.js";
 import { MMA_TILE, releaseSplit, splitOperand } from "../src/ops/webgpu/mma.js";
 
 function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
@@ -24,6 +25,13 @@ function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
 }
 
 const ctxOf = (be: WebGpuBackend): GpuContext => (be as unknown as { ctx: GpuContext }).ctx;
+
+describe("shader assembly", () => {
+  it("a shader's enable and diagnostic directives go before common.wgsl (WGSL wants directives first)", () => {
+    const code = "// x\nenable f16;\ndiagnostic(off, derivative_uniformity);\nfn main() {}\n";
+    expect(withCommon("fn shared() {}", code)).to.equal("enable f16;\ndiagnostic(off, derivative_uniformity);\nfn shared() {}\n// x\nfn main() {}\n");
+  });
+});
 
 describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma)", function () {
   this.timeout(120_000);

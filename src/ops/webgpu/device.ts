@@ -128,9 +128,9 @@ export const SHADER_NAMES = [
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];
 
-/** common.wgsl before a shader, the shader's `enable` directives before both (WGSL wants them first). */
-function withCommon(common: string, code: string): string {
-  const directive = /^enable [^;]+;[^\n]*\n/gm;
+/** common.wgsl before a shader, the shader's `enable` and `diagnostic` directives before both (WGSL wants them first). */
+export function withCommon(common: string, code: string): string {
+  const directive = /^(enable [^;]+;|diagnostic\([^)]*\);)[^\n]*\n/gm;
   const enables = code.match(directive) ?? [];
   return `${enables.join("")}${common}\n${code.replace(directive, "")}`;
 }
