@@ -99,6 +99,19 @@ const MB_Q4 = 16;
  * 4, 16.9 with 8, 16.6 with 16; in cache 21.6 → 21.2.
  */
 const GEMV_Q4_STREAMS = 8;
+/**
+ * The same for the int16 GEMV (assembly/gemv_q4_i16x2.ts), runs of column-quad pairs: measured on
+ * 2 threads (docs/kernels.md), out of cache 4096 × 11008 10.4–10.9 GB/s before, 11.4–11.5 with 2,
+ * 11.7 with 8, 11.3–11.7 with 16; 4096 × 4096 8.9–9.0 before, 10.3 with 2, 10.1–10.2 with 8.
+ */
+const GEMV_Q4_I16_STREAMS = 8;
+/**
+ * Far-apart runs of panel pairs one thread of the f16/bf16 decode GEMV reads at once, and inputs
+ * per run and turn (assembly/gemv16.ts: 256 B of each of the pair's two panels): measured on 2
+ * threads (docs/kernels.md), 151936 × 4096 f16 (1.24 GB) 59.9 ms with 1, 52.6 with 2, 50.8 with
+ * 4, 51.8 with 8, 54.7 with 16 (32 inputs per turn); 4 runs of 16 inputs 50.1, of 8 54.5.
+ */
+const GEMV16_STREAMS = 4, GEMV16_TURN_K = 16;
 /** Query rows per attention work unit (assembly/attention.ts QB). */
 const ATTN_QB = 18;
 /** Below this many multiply-adds (or elements) an op runs on the calling thread only. */
@@ -411,7 +424,7 @@ export class WasmBackend extends HostBackendBase implements Backend {
       const run = (): void => {
         a.k.q4_quantize_i16x2(xp, K, gs, act, sums, sa);
         // Work units are pairs of column quads (N % 8 == 0: checkGptq).
-        this.pool.run(a, "gemv_q4_i16x2", [act, sums, sa, K, gs, w.weight, N / 4, w.bias, cp], N / 8, 1, parallel);
+        this.pool.run(a, "gemv_q4_i16x2", [act, sums, sa, K, gs, w.weight, N / 4, w.bias, cp, GEMV_Q4_I16_STREAMS], N / 8, 1, parallel);
       };
       return { run, c: cp };
     }
@@ -434,7 +447,7 @@ export class WasmBackend extends HostBackendBase implements Backend {
       // Decode on f16/bf16 weights (the 151936-row lm_head): widen in registers, one pass.
       const [xp, cp] = a.scratch([K * 4, np * 4]);
       a.f32(xp, K).set(hostData(x));
-      const args = [MODE[w.kind], xp, K, w.weight, w.bias, cp];
+      const args = [MODE[w.kind], xp, K, w.weight, w.bias, cp, GEMV16_STREAMS, GEMV16_TURN_K];
       return { run: () => this.pool.run(a, "gemv16", args, np / NR, 2, parallel), c: cp };
     }
     const kc = w.kind === "q4" ? w.groupSize : KC;
