@@ -28,31 +28,49 @@ import { C_F16_KEEP, C_F16_SCALE } from "./consts";
   return f16 ? f32x4.mul(v128.and(i32x4.shr_s(u, 3), keep), scale) : u;
 }
 
+// Panels p and p + 1 over the k range whose x bytes are [o0, o1): four independent accumulator
+// chains hide the multiply-add latency. The chains start from the bias at o0 = 0, else from c,
+// where the previous range left them (an f32 store and reload is exact).
 // @ts-ignore: decorator
-@inline function panels(f16: bool, x: usize, K: i32, w: usize, bias: usize, c: usize, p0: i32, p1: i32): void {
+@inline function pair(f16: bool, x: usize, w: usize, pstride: usize, bias: usize, c: usize, p: i32, o0: usize, o1: usize,
+  zero: v128, keep: v128, scale: v128): void {
+  let b0 = w + <usize>p * pstride + (o0 << 2), b1 = b0 + pstride;
+  const cp = c + (<usize>p << 5);
+  const yp = o0 == 0 ? bias + (<usize>p << 5) : cp;
+  let c00 = v128.load(yp), c01 = v128.load(yp, 16), c10 = v128.load(yp, 32), c11 = v128.load(yp, 48);
+  for (let off = o0; off < o1; off += 4) {
+    const xv = v128.load32_splat(x + off);
+    const h0 = v128.load(b0), h1 = v128.load(b1);
+    c00 = madd(xv, widenLo(h0, zero, f16, keep, scale), c00);
+    c01 = madd(xv, widenHi(h0, zero, f16, keep, scale), c01);
+    c10 = madd(xv, widenLo(h1, zero, f16, keep, scale), c10);
+    c11 = madd(xv, widenHi(h1, zero, f16, keep, scale), c11);
+    b0 += 16;
+    b1 += 16;
+  }
+  v128.store(cp, c00); v128.store(cp, c01, 16); v128.store(cp, c10, 32); v128.store(cp, c11, 48);
+}
+
+// @ts-ignore: decorator
+@inline function panels(f16: bool, x: usize, K: i32, w: usize, bias: usize, c: usize, streams: i32, turnK: i32, p0: i32, p1: i32): void {
   const zero = i32x4.splat(0);
   const keep = v128.load(C_F16_KEEP), scale = v128.load(C_F16_SCALE);
   const pstride: usize = <usize>K << 4; // bytes per panel: K × 8 halves
   const end: usize = <usize>K << 2;
-  let p = p0;
-  // Two panels at a time: four independent accumulator chains hide the multiply-add latency.
-  for (; p + 2 <= p1; p += 2) {
-    let b0 = w + <usize>p * pstride, b1 = b0 + pstride;
-    const bp = bias + (<usize>p << 5);
-    let c00 = v128.load(bp), c01 = v128.load(bp, 16), c10 = v128.load(bp, 32), c11 = v128.load(bp, 48);
-    for (let off: usize = 0; off < end; off += 4) {
-      const xv = v128.load32_splat(x + off);
-      const h0 = v128.load(b0), h1 = v128.load(b1);
-      c00 = madd(xv, widenLo(h0, zero, f16, keep, scale), c00);
-      c01 = madd(xv, widenHi(h0, zero, f16, keep, scale), c01);
-      c10 = madd(xv, widenLo(h1, zero, f16, keep, scale), c10);
-      c11 = madd(xv, widenHi(h1, zero, f16, keep, scale), c11);
-      b0 += 16;
-      b1 += 16;
+  // The thread's pairs of panels cut into S runs of `len` pairs; pair i of every run in turn,
+  // turnK inputs at a time (one stream alone takes all of K at once, as before).
+  const S = max(1, streams);
+  const len = ((p1 - p0) >> 1) / S;
+  const step: usize = S == 1 ? end : <usize>max(1, turnK) << 2;
+  for (let i = 0; i < len; i++) {
+    for (let o0: usize = 0; o0 < end; o0 += step) {
+      const o1 = min(o0 + step, end);
+      for (let s = 0; s < S; s++) pair(f16, x, w, pstride, bias, c, p0 + ((s * len + i) << 1), o0, o1, zero, keep, scale);
     }
-    const cp = c + (<usize>p << 5);
-    v128.store(cp, c00); v128.store(cp, c01, 16); v128.store(cp, c10, 32); v128.store(cp, c11, 48);
   }
+  // Leftover pairs (fewer than S) in order, then an odd last panel.
+  let p = p0 + ((S * len) << 1);
+  for (; p + 2 <= p1; p += 2) pair(f16, x, w, pstride, bias, c, p, 0, end, zero, keep, scale);
   for (; p < p1; p++) {
     let b0 = w + <usize>p * pstride;
     const bp = bias + (<usize>p << 5);
@@ -71,9 +89,11 @@ import { C_F16_KEEP, C_F16_SCALE } from "./consts";
 
 /**
  * y = x · Wᵀ + bias for panels [p0, p1) (this thread's share). mode 1: f16 panels, 2: bf16.
- *   x f32 [K]; w: panels [Np/8][K][8] u16; bias f32 [Np]; c f32 [Np].
+ *   x f32 [K]; w: panels [Np/8][K][8] u16; bias f32 [Np]; c f32 [Np];
+ *   streams: far-apart runs of panel pairs one thread reads at once; turnK: inputs per run and
+ *   turn (the backend passes GEMV16_STREAMS and GEMV16_TURN_K; streams 1 reads its pairs in order).
  */
-export function gemv16(mode: i32, x: usize, K: i32, w: usize, bias: usize, c: usize, p0: i32, p1: i32, tid: i32): void {
-  if (mode == 1) panels(true, x, K, w, bias, c, p0, p1);
-  else panels(false, x, K, w, bias, c, p0, p1);
+export function gemv16(mode: i32, x: usize, K: i32, w: usize, bias: usize, c: usize, streams: i32, turnK: i32, p0: i32, p1: i32, tid: i32): void {
+  if (mode == 1) panels(true, x, K, w, bias, c, streams, turnK, p0, p1);
+  else panels(false, x, K, w, bias, c, streams, turnK, p0, p1);
 }

@@ -112,7 +112,13 @@ describe("wasm kernels vs reference", function () {
     expectSame(op(many), a);
   }
 
-  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 5], [7, 130, 13], [1, 4097, 9], [130, 33, 17], [6, 300, 64], [1, 3, 130], [1, 130, 4097]];
+  const shapes: [number, number, number][] = [
+    [1, 1, 1], [3, 7, 5], [7, 130, 13], [1, 4097, 9], [130, 33, 17], [6, 300, 64], [1, 3, 130], [1, 130, 4097],
+    // The 16-bit decode GEMV's interleaved runs (4 per thread, 16 inputs per turn): 67 panels =
+    // 4 runs of 8 pairs + 1 pair + the odd panel on 1 thread; 11, 11 and 11 pairs + the odd panel
+    // (4 runs of 2 + 3) on 3 threads; K = 300 = 18·16 + 12 ends on a short turn. Same bits.
+    [1, 300, 536],
+  ];
   for (const dtype of ["f32", "f16", "bf16"] as const) {
     for (const [M, K, N] of shapes) {
       it(`matmul ${dtype} M=${M} K=${K} N=${N}`, () => {
@@ -233,21 +239,25 @@ describe("wasm kernels vs reference", function () {
   });
   it("gptq: i16x2 keeps f32 accuracy with ×50 outliers and zero groups, bit-identical for 1 and 3 threads", () => {
     // Two int16 levels carry ~31 bits of each group's maximum. K = 11008: three K blocks of the
-    // record layout; N = 24: three pairs of column quads (the kernel's work unit), split unevenly.
-    const K = 11008, N = 24;
-    const w = gptq(N, K, 128);
-    const x = tensor([1, K]);
-    for (let k = 0; k < K; k += 397) hostData(x)[k] *= 50;
-    hostData(x).fill(0, 4096, 4096 + 128); // an all-zero group (scale 0)
+    // record layout; N = 24: three pairs of column quads (the kernel's work unit), split unevenly;
+    // N = 528: 66 pairs, the interleaved runs (8 per thread) = 8 runs of 8 + 2 in order on 1 thread,
+    // 8 runs of 2 + 6 of 22 on 3 threads.
+    const K = 11008;
     const single = new WasmBackend({ threads: 1, decodeQ4: "i16x2" });
     const triple = new WasmBackend({ threads: 3, decodeQ4: "i16x2" });
     try {
-      const got = single.matmul(x, single.linear(w));
-      expectClose(got, ref.matmul(x, ref.linear(w)), 2e-6);
-      expectSame(triple.matmul(x, triple.linear(w)), got);
-      expectSame(i16Decode.matmul(x, i16Decode.linear(w)), got);
-      const zero = new Tensor([1, K], new Float32Array(K));
-      expect(Array.from(hostData(single.matmul(zero, single.linear(w))))).to.deep.equal(Array.from(w.bias ?? new Float32Array(N)));
+      for (const N of [24, 528]) {
+        const w = gptq(N, K, 128);
+        const x = tensor([1, K]);
+        for (let k = 0; k < K; k += 397) hostData(x)[k] *= 50;
+        hostData(x).fill(0, 4096, 4096 + 128); // an all-zero group (scale 0)
+        const got = single.matmul(x, single.linear(w));
+        expectClose(got, ref.matmul(x, ref.linear(w)), 2e-6);
+        expectSame(triple.matmul(x, triple.linear(w)), got);
+        expectSame(i16Decode.matmul(x, i16Decode.linear(w)), got);
+        const zero = new Tensor([1, K], new Float32Array(K));
+        expect(Array.from(hostData(single.matmul(zero, single.linear(w))))).to.deep.equal(Array.from(w.bias ?? new Float32Array(N)));
+      }
     } finally {
       single.dispose();
       triple.dispose();

@@ -8,8 +8,10 @@
 // conformance tolerance are candidates (precision "fast" never is); an option or an environment
 // variable forces one instead.
 //
-// This file holds what does not need the kernels: option parsing, the timing loop and the
-// decision rule. The backend (backend.ts) supplies the kernel runs.
+// This file holds what does not need the kernels: option parsing, the probe's shapes and inputs,
+// the timing loop and the decision rule. The backend (backend.ts) supplies the kernel runs.
+
+import { Tensor } from "../backend.js";
 
 export type DecodeQ4 = "i8x3" | "i16x2" | "f32";
 export const DECODE_Q4: readonly DecodeQ4[] = ["i8x3", "i16x2", "f32"];
@@ -149,4 +151,27 @@ export interface Q4Tuning {
     readonly prefillQ4?: Readonly<Partial<Record<PrefillQ4, VariantTiming>>>;
   };
   readonly reason: { readonly decodeQ4: string; readonly prefillQ4: string };
+}
+
+/**
+ * Probe shapes [M, K, N] (groups of 128): a K = 4096 GEMV whose 1 MiB of records sits in the
+ * cores' L2 (a decode step streams 3.5 GB from DRAM, but what differs between the variants is the
+ * work per weight), and a small prefill GEMM (67 MFLOP, ~0.7 ms on 2 cores).
+ */
+export const PROBE_DECODE = [1, 4096, 512] as const;
+export const PROBE_PREFILL = [32, 2048, 512] as const;
+/**
+ * Timed rounds and untimed first calls per variant. Two untimed calls for prefill too: a kernel's
+ * first calls can still run baseline-compiled code while V8 optimises it in the background; with
+ * one, a run once timed i8x3 at 1.6 ms per call against its steady 0.9 ms and chose the f32
+ * panels, 14% slower than i8x3 at the real prefill shape (docs/performance.md).
+ */
+export const PROBE_DECODE_REPS = 7, PROBE_DECODE_WARMUP = 2;
+export const PROBE_PREFILL_REPS = 4, PROBE_PREFILL_WARMUP = 2;
+
+/** The probe's activations: deterministic, magnitudes up to 7 varying along the row. */
+export function probeInput(M: number, K: number): Tensor {
+  const d = new Float32Array(M * K);
+  for (let i = 0; i < d.length; i++) d[i] = Math.sin(i * 0.7318) * (1 + (i % 7));
+  return new Tensor([M, K], d);
 }

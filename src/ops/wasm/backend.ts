@@ -9,10 +9,12 @@ import { HostBackendBase, hostData } from "../host.js";
 import { shapeSize } from "../checks.js";
 import { Arena } from "./arena.js";
 import {
-  choose, DECODE_Q4, ENV_DECODE_Q4, ENV_PREFILL_Q4, PREFILL_Q4, resolveSetting, timeVariants,
+  choose, DECODE_Q4, ENV_DECODE_Q4, ENV_PREFILL_Q4, PREFILL_Q4, PROBE_DECODE, PROBE_DECODE_REPS, PROBE_DECODE_WARMUP,
+  PROBE_PREFILL, PROBE_PREFILL_REPS, PROBE_PREFILL_WARMUP, probeInput, resolveSetting, timeVariants,
   type ChoiceSource, type DecodeQ4, type PrefillQ4, type ProbeResult, type Q4Tuning,
 } from "./autotune.js";
 import { loadKernels, type SimdFlavour } from "./module.js";
+import { ATTN_QB, GEMV_Q4_I16_STREAMS, GEMV_Q4_STREAMS, GEMV16_STREAMS, GEMV16_TURN_K, KC, KERNELS, MB_Q4, MC, PARALLEL_MIN_WORK } from "./params.js";
 import {
   checkGptq, denseBytes, gptqBytes, hasF16InfNaN, NR, packBias, packDense, packGptq, packGptqSynthetic, paddedCols,
 } from "./pack.js";
@@ -51,22 +53,6 @@ export interface WasmBackendOptions {
 
 export type { DecodeQ4, PrefillQ4, Q4Tuning } from "./autotune.js";
 
-/**
- * Probe shapes [M, K, N] (groups of 128): a K = 4096 GEMV whose 1 MiB of records sits in the
- * cores' L2 (a decode step streams 3.5 GB from DRAM, but what differs between the variants is the
- * work per weight), and a small prefill GEMM (67 MFLOP, ~0.7 ms on 2 cores).
- */
-const PROBE_DECODE = [1, 4096, 512] as const;
-const PROBE_PREFILL = [32, 2048, 512] as const;
-/**
- * Timed rounds and untimed first calls per variant. Two untimed calls for prefill too: a kernel's
- * first calls can still run baseline-compiled code while V8 optimises it in the background; with
- * one, a run once timed i8x3 at 1.6 ms per call against its steady 0.9 ms and chose the f32
- * panels, 14% slower than i8x3 at the real prefill shape (docs/performance.md).
- */
-const PROBE_DECODE_REPS = 7, PROBE_DECODE_WARMUP = 2;
-const PROBE_PREFILL_REPS = 4, PROBE_PREFILL_WARMUP = 2;
-
 interface ProbePart<T extends string> {
   readonly result: ProbeResult<T>;
   readonly ms: number;
@@ -75,34 +61,6 @@ interface ProbePart<T extends string> {
 const decodeWisdom = new Map<string, ProbePart<DecodeQ4>>();
 const prefillWisdom = new Map<string, ProbePart<PrefillQ4>>();
 
-function probeInput(M: number, K: number): Tensor {
-  const d = new Float32Array(M * K);
-  for (let i = 0; i < d.length; i++) d[i] = Math.sin(i * 0.7318) * (1 + (i % 7));
-  return new Tensor([M, K], d);
-}
-
-/** Kernels run through the pool (the worker function table). */
-const KERNELS = [
-  "gemm", "gemv16", "gemm_q4_i16", "gemv_q4_i16x2", "gemv_q4_f32", "gemv_q4_i8x3", "gemm_q4_i8x3", "q4_quantize_digits_t", "layer_norm", "rms_norm", "add", "add_rows",
-  "scale_rows", "gelu", "swiglu", "rope", "attn_pack", "attention", "attn_decode", "peak_f32_t", "peak_dot_i16_t", "peak_dot_i8_t",
-  "stream_read_t", "stream_read_multi_t",
-];
-
-/** Blocking of the f32 GEMM (assembly/gemm.ts): KC·8·4 = 8 KiB panel block, MC·KC·4 ≤ 256 KiB of A. */
-const KC = 256;
-const MC = 192;
-/** Rows per block of the int4 × int16 kernel (its activations, MB·K·2 bytes, stay in L2). */
-const MB_Q4 = 16;
-/**
- * Far-apart record streams one thread of the int8-digit GEMV reads at once (assembly/gemv_q4_i8.ts):
- * measured on 2 threads (docs/kernels.md), 4096 × 11008 out of cache 8.2 GB/s with 1, 15.2 with
- * 4, 16.9 with 8, 16.6 with 16; in cache 21.6 → 21.2.
- */
-const GEMV_Q4_STREAMS = 8;
-/** Query rows per attention work unit (assembly/attention.ts QB). */
-const ATTN_QB = 18;
-/** Below this many multiply-adds (or elements) an op runs on the calling thread only. */
-const PARALLEL_MIN_WORK = 1 << 15;
 /**
  * Released output buffers kept for reuse: a decode step needs about ten distinct lengths
  * (docs/kernels.md, decode step profile); a bound keeps prefill-sized buffers from piling up.
@@ -411,7 +369,7 @@ export class WasmBackend extends HostBackendBase implements Backend {
       const run = (): void => {
         a.k.q4_quantize_i16x2(xp, K, gs, act, sums, sa);
         // Work units are pairs of column quads (N % 8 == 0: checkGptq).
-        this.pool.run(a, "gemv_q4_i16x2", [act, sums, sa, K, gs, w.weight, N / 4, w.bias, cp], N / 8, 1, parallel);
+        this.pool.run(a, "gemv_q4_i16x2", [act, sums, sa, K, gs, w.weight, N / 4, w.bias, cp, GEMV_Q4_I16_STREAMS], N / 8, 1, parallel);
       };
       return { run, c: cp };
     }
@@ -434,7 +392,7 @@ export class WasmBackend extends HostBackendBase implements Backend {
       // Decode on f16/bf16 weights (the 151936-row lm_head): widen in registers, one pass.
       const [xp, cp] = a.scratch([K * 4, np * 4]);
       a.f32(xp, K).set(hostData(x));
-      const args = [MODE[w.kind], xp, K, w.weight, w.bias, cp];
+      const args = [MODE[w.kind], xp, K, w.weight, w.bias, cp, GEMV16_STREAMS, GEMV16_TURN_K];
       return { run: () => this.pool.run(a, "gemv16", args, np / NR, 2, parallel), c: cp };
     }
     const kc = w.kind === "q4" ? w.groupSize : KC;
