@@ -10,6 +10,7 @@ import type { GpuContext } from "../src/ops/webgpu/context.js";
 import { f16ToF32, f32ArrayToF16 } from "../src/io/fp16.js";
 import { acquire } from "./webgpu-acquire.js";
 import { withCommon } from "../src/ops/webgpu/device.js";
+import { createBackend } from "../src/ops/select.js";
 import { MMA_TILE, releaseSplit, splitOperand } from "../src/ops/webgpu/mma.js";
 
 function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
@@ -25,6 +26,21 @@ function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
 }
 
 const ctxOf = (be: WebGpuBackend): GpuContext => (be as unknown as { ctx: GpuContext }).ctx;
+
+describe("QWENVL_GPU_MATRIX", () => {
+  it("accepts on and off only, naming the variable", async () => {
+    const before = process.env.QWENVL_GPU_MATRIX;
+    process.env.QWENVL_GPU_MATRIX = "maybe";
+    try {
+      let err: Error | null = null;
+      await createBackend({ name: "webgpu" }).catch((e: Error) => { err = e; });
+      expect(String(err)).to.match(/QWENVL_GPU_MATRIX must be "on" or "off", got "maybe"/);
+    } finally {
+      if (before === undefined) delete process.env.QWENVL_GPU_MATRIX;
+      else process.env.QWENVL_GPU_MATRIX = before;
+    }
+  });
+});
 
 describe("shader assembly", () => {
   it("a shader's enable and diagnostic directives go before common.wgsl (WGSL wants directives first)", () => {

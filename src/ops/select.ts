@@ -23,12 +23,19 @@ export interface BackendChoice {
    */
   readonly decodeQ4?: DecodeQ4 | "auto";
   readonly prefillQ4?: PrefillQ4 | "auto";
+  /**
+   * WebGPU: use the matrix units where the adapter offers them (default; WebGpuBackendOptions.matrixUnits).
+   * In Node the environment variable QWENVL_GPU_MATRIX=off turns them off too.
+   */
+  readonly matrixUnits?: boolean;
 }
 
-async function createWebGpu(): Promise<Backend> {
+async function createWebGpu(choice: BackendChoice): Promise<Backend> {
   // Dynamic import: the CPU paths never load the WebGPU code nor the `webgpu` package.
   const { WebGpuBackend } = await import("./webgpu/backend.js");
-  return WebGpuBackend.create();
+  const env = typeof process !== "undefined" ? process.env?.QWENVL_GPU_MATRIX : undefined;
+  if (env !== undefined && env !== "on" && env !== "off") throw new Error(`QWENVL_GPU_MATRIX must be "on" or "off", got ${JSON.stringify(env)}`);
+  return WebGpuBackend.create({ matrixUnits: choice.matrixUnits ?? env !== "off" });
 }
 
 /**
@@ -57,10 +64,10 @@ export async function createBackend(choice: BackendChoice): Promise<Backend> {
     case "wasm-fast":
       return createWasm(choice);
     case "webgpu":
-      return createWebGpu();
+      return createWebGpu(choice);
     case "auto":
       try {
-        return await createWebGpu();
+        return await createWebGpu(choice);
       } catch (e) {
         (choice.log ?? console.error)(`webgpu unavailable (${(e as Error).message}); using the wasm backend`);
         return createWasm({ ...choice, name: "wasm" });
