@@ -2,7 +2,7 @@
 // shapes: x [M, K] f32 times an fp16 weight [N, K] with bias, as one dispatch per product.
 //
 //   npx node dist/bench/webgpu-gemm.js [--m 1024] [--shapes 1664x1664,1664x8192,8192x1664]
-//        [--reps 10] [--kernels dense_gemm,dense_gemm_128,...] [--json FILE]
+//        [--reps 10] [--kernels dense_gemm_128,dense_gemm_mma] [--json FILE]
 //
 // Each (kernel, shape) runs once untimed, is read back and compared with dense_gemm's output
 // (rel L2; dense_gemm itself against a float64 product at 256 sampled outputs), then --reps

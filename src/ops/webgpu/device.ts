@@ -123,7 +123,7 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
 export const SHADER_NAMES = [
   "add", "scale_rows", "gelu", "swiglu", "rms_norm", "layer_norm", "add_rms_norm", "rope", "rope_kv",
   "att_scores", "att_softmax", "att_pv", "att_split", "att_combine", "att_flash",
-  "dense_gemm", "dense_gemm_128", "dense_gemm_128x64", "dense_gemm_128k16", "split_f16", "dense_gemm_mma", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
+  "dense_gemm", "dense_gemm_128", "split_f16", "dense_gemm_mma", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
   "gather", "copy2d", "finite",
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];

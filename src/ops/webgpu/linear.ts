@@ -22,8 +22,6 @@ const DENSE_GEMV4_ROWS = 32;
 export const DENSE_GEMM_KERNELS = {
   dense_gemm: { tile: [64, 64], sharedBytes: 2 * 1024 * 4 },
   dense_gemm_128: { tile: [128, 128], sharedBytes: 2 * 512 * 16 },
-  dense_gemm_128x64: { tile: [128, 64], sharedBytes: (512 + 256) * 16 },
-  dense_gemm_128k16: { tile: [128, 128], sharedBytes: 2 * 1024 * 16 },
   // On the matrix units, from split_f16's hi/lo halves of x; only where `mmaFits` (f16 weights,
   // K % 16 == 0, chunks of whole 64-column tiles) and the device has them (matrixF16).
   dense_gemm_mma: { tile: [MMA_TILE.m, MMA_TILE.n], sharedBytes: MMA_TILE.m * MMA_TILE.n * 4 },
@@ -34,9 +32,10 @@ export type DenseGemmKernel = keyof typeof DENSE_GEMM_KERNELS;
  * The dense GEMM kernel for an M > 1 product (unless the context forces one). On an H200 at the
  * ViT's M = 1024 (bench/results/h200-webgpu-gemm-variants.json) dense_gemm_128 beat dense_gemm at
  * K × N = 1664 × 1664, 1664 × 8192 and 8192 × 1664 (0.496 / 1.602 / 2.557 ms against 0.522 /
- * 1.955 / 2.559); dense_gemm_128k16 was faster at two shapes but slower at 1664 × 8192 and needs
- * 32 KiB of workgroup memory. Up to 64 rows (dense_gemm's tile height; not measured) the 128-row
+ * 1.955 / 2.559); two other tilings (128 × 64, and 128 × 128 with K steps of 16) lost overall and
+ * were removed (docs/webgpu-h200.md keeps their figures). Up to 64 rows (dense_gemm's tile height; not measured) the 128-row
  * tile would be at least half padding and make half as many workgroups, so dense_gemm stays.
+ * Where the device has matrix units, encodeMatmul takes dense_gemm_mma first (mmaSplit).
  */
 export function denseGemmKernel(M: number): DenseGemmKernel {
   return M > DENSE_GEMM_KERNELS.dense_gemm.tile[0] ? "dense_gemm_128" : "dense_gemm";
