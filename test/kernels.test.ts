@@ -147,6 +147,20 @@ describe("wasm kernels vs reference", function () {
     });
   }
 
+  it("matmul f16 M=1 widens subnormal and signed-zero halves exactly (decode GEMV and GEMM)", () => {
+    // Every weight a subnormal half (exponent 0, mantissa 1..1023, either sign) or ±0: a widening
+    // that flushed or mis-scaled them would be off by far more than the tolerance.
+    const K = 37, N = 19;
+    const weight = Uint16Array.from({ length: N * K }, (_, i) => ((i * 2654435761) >>> 7) & 0x83ff);
+    const w: LinearWeights = { kind: "dense", inFeatures: K, outFeatures: N, weight, dtype: "f16" };
+    for (const M of [1, 5]) {
+      const x = tensor([M, K], M);
+      const got = one.matmul(x, one.linear(w));
+      expectClose(got, ref.matmul(x, ref.linear(w)));
+      expectSame(many.matmul(x, many.linear(w)), got);
+    }
+  });
+
   it("matmul f16 M=1 with inf/NaN weights gives inf/NaN like the reference", () => {
     // The decode GEMV cannot widen inf/NaN halves (assembly/gemv16.ts); such layers use the GEMM.
     const K = 7, N = 13;
