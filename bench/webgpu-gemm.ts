@@ -18,7 +18,7 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { f16ToF32, f32ToF16 } from "../src/io/fp16.js";
 import type { DenseWeights } from "../src/ops/backend.js";
-import { acquireDevice, loadShaders } from "../src/ops/webgpu/device.js";
+import { NODE_TOGGLES, acquireDevice, loadShaders } from "../src/ops/webgpu/device.js";
 import { GpuContext } from "../src/ops/webgpu/context.js";
 import { DENSE_GEMM_KERNELS, encodeMatmul, uploadLinear, type DenseGemmKernel } from "../src/ops/webgpu/linear.js";
 import { relL2 } from "../src/conformance/compare.js";
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     const webgpu = (await import("webgpu" as string)) as { create: (f: string[]) => unknown; globals: object };
     Object.assign(globalThis, webgpu.globals);
     const gpu = webgpu.create([
-      "enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis",
+      `enable-dawn-features=${NODE_TOGGLES.join(",")}`,
       "disable-dawn-features=timestamp_quantization",
     ]);
     Object.defineProperty(globalThis.navigator, "gpu", { value: gpu, configurable: true });

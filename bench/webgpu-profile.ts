@@ -23,6 +23,7 @@ import { argmax } from "../src/generate/sampling.js";
 import type { Backend } from "../src/ops/backend.js";
 import { benchPrompt } from "./e2e.js";
 import type { WebGpuCounters } from "../src/ops/webgpu/backend.js";
+import { NODE_TOGGLES } from "../src/ops/webgpu/device.js";
 
 // The few WebGPU calls used here, typed structurally (the package's types are a devDependency of
 // the backend, not of the benchmarks).
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
   const webgpu = (await import("webgpu" as string)) as { create: (f: string[]) => unknown; globals: object };
   Object.assign(globalThis, webgpu.globals);
   const gpu = webgpu.create([
-    "enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis",
+    `enable-dawn-features=${NODE_TOGGLES.join(",")}`,
     "disable-dawn-features=timestamp_quantization",
   ]);
   Object.defineProperty(globalThis.navigator, "gpu", { value: gpu, configurable: true });

@@ -1,6 +1,34 @@
 // Opening the WebGPU backend in a test: skip where no adapter exists, except under CI, which
-// installs a software adapter (.ci/run) so that a missing one there is a failure.
+// installs a software adapter (.ci/run) so that a missing one there is a failure. Also what the
+// WebGPU test files share: deterministic inputs and a record of the shaders a backend ran.
 import { WebGpuBackend, type WebGpuBackendOptions } from "../src/ops/webgpu/backend.js";
+import type { GpuContext } from "../src/ops/webgpu/context.js";
+
+/** Deterministic uniform values in [lo, hi) (xorshift32). */
+export function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    out[i] = lo + (s / 2 ** 32) * (hi - lo);
+  }
+  return out;
+}
+
+/** The backend's context (tests reach into it to record or force dispatches). */
+export const ctxOf = (be: WebGpuBackend): GpuContext => (be as unknown as { ctx: GpuContext }).ctx;
+
+/** Add the name of every shader `be` dispatches from now on to `ran`. */
+export function recordDispatches(be: WebGpuBackend, ran: Set<string>): void {
+  const ctx = ctxOf(be);
+  const dispatch = ctx.dispatch.bind(ctx);
+  ctx.dispatch = (name, ...rest) => {
+    ran.add(name);
+    dispatch(name, ...rest);
+  };
+}
 
 export async function acquire(ctx: Mocha.Context, options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
   try {

@@ -6,26 +6,13 @@ import { expect } from "chai";
 import type { Backend, LinearWeights, Tensor } from "../src/ops/backend.js";
 import { ReferenceBackend } from "../reference/backend.js";
 import type { WebGpuBackend } from "../src/ops/webgpu/backend.js";
-import type { GpuContext } from "../src/ops/webgpu/context.js";
 import { f16ToF32, f32ArrayToF16 } from "../src/io/fp16.js";
-import { acquire } from "./webgpu-acquire.js";
+import { acquire, ctxOf, rand, recordDispatches } from "./webgpu-acquire.js";
+import { relL2 } from "../src/conformance/compare.js";
 import { withCommon } from "../src/ops/webgpu/device.js";
 import { createBackend } from "../src/ops/select.js";
 import { MMA_TILE, releaseSplit, splitOperand } from "../src/ops/webgpu/mma.js";
 
-function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    out[i] = lo + (s / 2 ** 32) * (hi - lo);
-  }
-  return out;
-}
-
-const ctxOf = (be: WebGpuBackend): GpuContext => (be as unknown as { ctx: GpuContext }).ctx;
 
 describe("QWENVL_GPU_MATRIX", () => {
   it("accepts on and off only, naming the variable", async () => {
@@ -124,14 +111,7 @@ describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma)", function () {
       mma = await acquire(this, { denseGemm: "dense_gemm_mma" });
       // 64 rows of a K = 48 f16 weight per chunk (linear.ts keeps 4 bytes of a chunk spare).
       chunked = await acquire(this, { denseGemm: "dense_gemm_mma", weightChunkBytes: 64 * 48 * 2 + 4 });
-      for (const be of [mma, chunked]) {
-        const ctx = ctxOf(be);
-        const dispatch = ctx.dispatch.bind(ctx);
-        ctx.dispatch = (name, ...rest) => {
-          ran.add(name);
-          dispatch(name, ...rest);
-        };
-      }
+      for (const be of [mma, chunked]) recordDispatches(be, ran);
     });
     after(async () => {
       await mma?.dispose();
@@ -142,12 +122,7 @@ describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma)", function () {
       const op = (b: Backend, t: Tensor): Tensor => b.matmul(t, b.linear(w));
       const want = await ref.read(op(ref, ref.fromHost(x, [M, w.inFeatures])));
       const got = await be.read(op(be, be.fromHost(x, [M, w.inFeatures])));
-      let num = 0, den = 0;
-      for (let i = 0; i < got.length; i++) {
-        num += (got[i] - want[i]) ** 2;
-        den += want[i] ** 2;
-      }
-      return Math.sqrt(num / den);
+      return relL2(got, want);
     }
 
     // Partial row tiles (M = 2, 33, 130), K of one and of many 16-steps, N of one and several
@@ -176,12 +151,7 @@ describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma)", function () {
           { scale: 1 / Math.sqrt(D), causal, queryOffset: off });
         const want = await ref.read(op(ref));
         const got = await mma.read(op(mma));
-        let num = 0, den = 0;
-        for (let i = 0; i < got.length; i++) {
-          num += (got[i] - want[i]) ** 2;
-          den += want[i] ** 2;
-        }
-        const e = Math.sqrt(num / den);
+        const e = relL2(got, want);
         // Two splits and the matrix units' accumulation: 1.2e-6 and 1.6e-6 measured on an H200
         // for the first two cases (the FMA kernels: below 1e-6).
         expect(e, `rel L2 ${e}`).to.be.at.most(5e-6);

@@ -6,26 +6,13 @@ import { expect } from "chai";
 import { addRmsNorm, ropeWriteKv, swigluMatmul, type Backend, type GptqWeights, type LinearWeights, type Tensor } from "../src/ops/backend.js";
 import { ReferenceBackend } from "../reference/backend.js";
 import type { WebGpuBackend } from "../src/ops/webgpu/backend.js";
-import { acquire } from "./webgpu-acquire.js";
+import { acquire, ctxOf, rand, recordDispatches } from "./webgpu-acquire.js";
 import { f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../src/io/fp16.js";
 import { BindGroupCache, layoutEntries } from "../src/ops/webgpu/bindgroups.js";
-import type { GpuContext } from "../src/ops/webgpu/context.js";
 import { DENSE_GEMM_KERNELS, denseGemmKernel } from "../src/ops/webgpu/linear.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
-/** Deterministic uniform values in [lo, hi). */
-function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    out[i] = lo + ((s >>> 0) / 2 ** 32) * (hi - lo);
-  }
-  return out;
-}
 
 function relL2(got: Float32Array, want: Float32Array): number {
   expect(got.length).to.equal(want.length);
@@ -113,19 +100,12 @@ describe("webgpu backend vs the reference backend", function () {
       before(async function () {
         whole = await acquire(this, { denseGemm: kernel });
         chunked = await acquire(this, { denseGemm: kernel, weightChunkBytes: 4096 });
-        const offered = (whole as unknown as { ctx: GpuContext }).ctx.maxWorkgroupStorage;
+        const offered = ctxOf(whole).maxWorkgroupStorage;
         if (DENSE_GEMM_KERNELS[kernel].sharedBytes > offered) {
           console.log(`    (skipping ${kernel}: it needs ${DENSE_GEMM_KERNELS[kernel].sharedBytes} bytes of workgroup memory, the adapter offers ${offered})`);
           this.skip();
         }
-        for (const be of [whole, chunked]) {
-          const ctx = (be as unknown as { ctx: GpuContext }).ctx;
-          const dispatch = ctx.dispatch.bind(ctx);
-          ctx.dispatch = (name, ...rest) => {
-            ran.add(name);
-            dispatch(name, ...rest);
-          };
-        }
+        for (const be of [whole, chunked]) recordDispatches(be, ran);
       });
       after(async () => {
         await whole?.dispose();
@@ -154,7 +134,7 @@ describe("webgpu backend vs the reference backend", function () {
   }
 
   it("the default dense GEMM: dense_gemm up to 64 rows, dense_gemm_128 above (the H200 measurement, linear.ts)", async () => {
-    const ctx = (gpu as unknown as { ctx: GpuContext }).ctx;
+    const ctx = ctxOf(gpu);
     const ran: string[] = [];
     const dispatch = ctx.dispatch;
     ctx.dispatch = (name, ...rest) => {
@@ -420,7 +400,7 @@ describe("webgpu backend vs the reference backend", function () {
   });
 
   it("the pool hands out its lowest free buffer of a size, whatever order they came back in", () => {
-    const ctx = (gpu as unknown as { ctx: GpuContext }).ctx;
+    const ctx = ctxOf(gpu);
     const bytes = 12345; // a size no other test uses: its pool list holds only these
     const bufs = [ctx.take(bytes), ctx.take(bytes), ctx.take(bytes)];
     for (const i of [1, 2, 0]) ctx.give(bufs[i]);
@@ -522,7 +502,7 @@ describe("webgpu backend vs the reference backend", function () {
   });
 
   it("the bind group cache: one group per pipeline and buffer list, at most its cap, forget drops a buffer's groups", () => {
-    const device = (gpu as unknown as { ctx: GpuContext }).ctx.device;
+    const device = ctxOf(gpu).device;
     const code = "struct P { n: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n" +
       "@group(0) @binding(1) var<storage, read> a: array<f32>;\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;";
     const pipe = { name: "t", layout: device.createBindGroupLayout({ entries: layoutEntries(code, "t", 256) }) };
@@ -549,7 +529,7 @@ describe("webgpu backend vs the reference backend", function () {
   it("bind groups of weights that their Linear took out of scope leave the cache when collected", async () => {
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;
-    const ctx = (gpu as unknown as { ctx: GpuContext }).ctx;
+    const ctx = ctxOf(gpu);
     const x = gpu.fromHost(rand(128, 1), [1, 128]);
     const use = async (): Promise<void> => {
       const y = gpu.matmul(x, gpu.linear(gptq(128, 64, false, false, 9))); // one group binds the weights

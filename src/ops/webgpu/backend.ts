@@ -365,6 +365,12 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
+  /** Heads per attention pass: the score scratch [Tq, hc, Tk] stays within a budget and the binding limit. */
+  private headsPerPass(Tq: number, Tk: number, H: number): number {
+    const budget = Math.min(ATTENTION_SCRATCH_BYTES, this.ctx.maxBinding);
+    return Math.max(1, Math.min(H, Math.floor(budget / (Tq * Tk * 4))));
+  }
+
   attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
     const [Tq, H, D] = q.shape;
     const Tk = k.shape[0];
@@ -395,7 +401,7 @@ export class WebGpuBackend implements Backend {
     }
     if (this.ctx.matrixF16) {
       // Many queries on the matrix units: q·kᵀ and p·v as split-f16 products (mma.ts).
-      const hc = Math.max(1, Math.min(H, Math.floor(Math.min(ATTENTION_SCRATCH_BYTES, this.ctx.maxBinding) / (Tq * Tk * 4))));
+      const hc = this.headsPerPass(Tq, Tk, H);
       const scores = this.ctx.take(Tq * hc * Tk * 4);
       encodeAttention(this.ctx, { buf: qs.buf, off: qs.offset }, { buf: ks.buf, off: ks.offset }, { buf: vs.buf, off: vs.offset },
         { buf: out.storage.buf, off: 0 }, scores, { Tq, Tk, H, D, hc }, causal, pos0, options.scale, this.dummy);
@@ -408,10 +414,7 @@ export class WebGpuBackend implements Backend {
         [qs.buf, ks.buf, vs.buf, out.storage.buf], [Math.ceil(Tq / ATT_FLASH_QUERIES), H]);
       return out;
     }
-    // Heads per pass: the score scratch [Tq, hc, Tk] stays within a budget and the binding limit.
-    const perHead = Tq * Tk * 4;
-    const budget = Math.min(ATTENTION_SCRATCH_BYTES, this.ctx.maxBinding);
-    const hc = Math.max(1, Math.min(H, Math.floor(budget / perHead)));
+    const hc = this.headsPerPass(Tq, Tk, H);
     // A power of two of bytes: in decode the scores grow by one key per step, and an exact size
     // would be a new pool size (a new buffer, new bind groups) every other step.
     const need = Tq * hc * Tk * 4;

@@ -8,7 +8,7 @@ import type { Binding, GpuContext, PooledBuffer } from "./context.js";
 /** dense_gemm_mma.wgsl's output tile (rows of A × rows of B) and its k step. */
 export const MMA_TILE = { m: 32, n: 64, k: 16 } as const;
 
-export const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
+const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 
 /** A split operand: `batches` × [rp, cp] hi and lo halves (f16) and a scale per row. */
 export interface SplitOperand {

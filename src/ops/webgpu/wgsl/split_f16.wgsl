@@ -8,7 +8,7 @@
 // except for elements 2^17 times smaller than the row's largest, whose lo is an f16 subnormal:
 // their error is below 2^-25 of the row maximum. Multiplying by s and 1/s is exact (powers of
 // two), so x·w = (hi·w + lo·w)/s, and hi·w, lo·w are exact products of f16 values in f32.
-// f16() of Inf or NaN is indeterminate in WGSL, so a row holding either gets rs = NaN: its
+// f16() of Inf or NaN is indeterminate in WGSL, so a row holding either gets sc = NaN: its
 // outputs are NaN, which the finite checks downstream report (never a hidden wrong value).
 //
 // Batch b of hl holds hi in elements b·2·RP·CP + [0, RP·CP) and lo in the next RP·CP; rows
