@@ -178,6 +178,21 @@ function convert16(src: usize, dst: usize, kc: i32, mode: i32): void {
 }
 
 /**
+ * Put panel p's listed halves with k in [pc, pc + kc) back into its converted block [kc][8]: the
+ * block then holds exactly the weights, as if they had been converted in place (the list is
+ * sorted by k; a panel has a few dozen entries in a 4096-row lm_head).
+ */
+function restoreListed(offs: usize, ents: usize, p: i32, pc: i32, kc: i32, dst: usize): void {
+  const e = load<u32>(offs + (<usize>p << 2), 4);
+  for (let i = load<u32>(offs + (<usize>p << 2)); i < e; i++) {
+    const key = load<u32>(ents + (<usize>i << 3));
+    const k = <i32>(key >> 3);
+    if (k >= pc + kc) break;
+    if (k >= pc) store<f32>(dst + (<usize>((k - pc) * 8 + <i32>(key & 7)) << 2), load<f32>(ents + (<usize>i << 3), 4));
+  }
+}
+
+/**
  * GPTQ group → f32 panel block [gs][8]: W[k, j] = scale[j]·(q[k, j] − z′[j]) exactly as the
  * dequantisation formula (scale × small integer, one rounding), from two column-quad records.
  */
@@ -203,11 +218,13 @@ function dequantQ4(r0: usize, r1: usize, gs: i32, dst: usize): void {
  * The GEMM driver for one thread: panels [p0, p1) of C, all rows.
  *   mode 0 f32 panels, 1 f16, 2 bf16, 3 GPTQ int4 (kc0 must then equal the group size)
  *   x: A [M, K] f32;  w: packed weights;  bias: f32 [Np];  c: C [M, ldc] f32
- *   scratch: per-thread conversion blocks of kc0·8 f32, thread `tid` uses scratch + tid·kc0·32.
+ *   scratch: per-thread conversion blocks of kc0·8 f32, thread `tid` uses scratch + tid·kc0·32
+ *   offs, ents: an f16 weight's table of subnormal halves (stored as 0 in the panels; offs = 0:
+ *   none; layout in pack.ts), written back into each converted block (restoreListed).
  */
 export function gemm(
   mode: i32, x: usize, M: i32, K: i32, w: usize, bias: usize, c: usize, ldc: i32,
-  kc0: i32, mc: i32, scratch: usize, p0: i32, p1: i32, tid: i32,
+  kc0: i32, mc: i32, scratch: usize, offs: usize, ents: usize, p0: i32, p1: i32, tid: i32,
 ): void {
   const lda: usize = <usize>K << 2;
   const ldcB: usize = <usize>ldc << 2;
@@ -228,6 +245,7 @@ export function gemm(
           b = mine;
         } else {
           convert16(w + <usize>p * (<usize>K << 4) + (<usize>pc << 4), mine, kc, mode);
+          if (offs != 0) restoreListed(offs, ents, p, pc, kc, mine);
           b = mine;
         }
         const cp = c + (<usize>p << 5);

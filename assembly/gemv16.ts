@@ -12,9 +12,34 @@
 //   pack.ts sends weights containing them to the GEMM path instead (hasF16InfNaN).
 // Summation order per output column: bias, then k = 0, 1, …, K−1, one multiply-add each — the
 // same as gemm.ts's one-row tile, so results do not depend on the thread count (threads split
-// by panels) and match the GEMM path bit for bit.
+// by panels) and match the GEMM path bit for bit — except for weights with subnormal halves:
+//
+// Subnormal halves (exponent 0, mantissa ≠ 0) come out of the widening as f32 subnormals, and a
+// multiply with a subnormal operand takes a microcode assist on x86 (~100 cycles). At 0.24% of a
+// random-normal 151936 × 4096 lm_head that made this GEMV 69–72 ms instead of 53 (docs/kernels.md).
+// So pack.ts stores them as +0 in the panels and lists them per panel, sorted by k, as
+// (k·8 + column, exact f32 value) pairs (packSubnormalTable). After its panels, each thread adds
+// its panels' listed products, y += x_k·v in list order (addListed). A column with listed halves
+// is then the same sum in another order: f32 rounding differs from the GEMM path (which writes
+// the values back into its converted blocks, in place) in the last bits; results still do not
+// depend on the thread count. Adding them in place instead (cutting the vector loop at each
+// listed k) was exact to the GEMM but cost as much as the assists (69 ms: branch misses).
 import { madd } from "./simd";
 import { C_F16_KEEP, C_F16_SCALE } from "./consts";
+
+/** y[col] += x[k]·v for the listed halves of panels [p0, p1) (offs = 0: none). */
+function addListed(x: usize, c: usize, offs: usize, ents: usize, p0: i32, p1: i32): void {
+  if (offs == 0) return;
+  for (let p = p0; p < p1; p++) {
+    const e = load<u32>(offs + (<usize>p << 2), 4);
+    const cp = c + (<usize>p << 5);
+    for (let i = load<u32>(offs + (<usize>p << 2)); i < e; i++) {
+      const key = load<u32>(ents + (<usize>i << 3));
+      const at = cp + (<usize>(key & 7) << 2);
+      store<f32>(at, load<f32>(at) + load<f32>(x + (<usize>(key >> 3) << 2)) * load<f32>(ents + (<usize>i << 3), 4));
+    }
+  }
+}
 
 // @ts-ignore: decorator
 @inline function widenLo(h: v128, zero: v128, f16: bool, keep: v128, scale: v128): v128 {
@@ -90,10 +115,16 @@ import { C_F16_KEEP, C_F16_SCALE } from "./consts";
 /**
  * y = x · Wᵀ + bias for panels [p0, p1) (this thread's share). mode 1: f16 panels, 2: bf16.
  *   x f32 [K]; w: panels [Np/8][K][8] u16; bias f32 [Np]; c f32 [Np];
+ *   offs, ents: an f16 weight's table of subnormal halves (offs = 0: none; pack.ts);
  *   streams: far-apart runs of panel pairs one thread reads at once; turnK: inputs per run and
  *   turn (the backend passes GEMV16_STREAMS and GEMV16_TURN_K; streams 1 reads its pairs in order).
  */
-export function gemv16(mode: i32, x: usize, K: i32, w: usize, bias: usize, c: usize, streams: i32, turnK: i32, p0: i32, p1: i32, tid: i32): void {
-  if (mode == 1) panels(true, x, K, w, bias, c, streams, turnK, p0, p1);
-  else panels(false, x, K, w, bias, c, streams, turnK, p0, p1);
+export function gemv16(mode: i32, x: usize, K: i32, w: usize, bias: usize, c: usize, offs: usize, ents: usize,
+  streams: i32, turnK: i32, p0: i32, p1: i32, tid: i32): void {
+  if (mode == 1) {
+    panels(true, x, K, w, bias, c, streams, turnK, p0, p1);
+    addListed(x, c, offs, ents, p0, p1);
+  } else {
+    panels(false, x, K, w, bias, c, streams, turnK, p0, p1);
+  }
 }

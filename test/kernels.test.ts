@@ -2,7 +2,7 @@
 // f32 paths must agree to relative L2 < 1e-5; results must be bit-identical for 1 and N threads
 // and for weights spread over several arenas.
 import { expect } from "chai";
-import { Tensor, matmulGelu, type Backend, type GptqWeights, type LinearWeights } from "../src/ops/backend.js";
+import { Tensor, matmulGelu, type Backend, type DenseWeights, type GptqWeights, type LinearWeights } from "../src/ops/backend.js";
 import { WasmBackend } from "../src/ops/wasm/backend.js";
 import { hostData } from "../src/ops/host.js";
 import { ReferenceBackend } from "../reference/backend.js";
@@ -160,6 +160,35 @@ describe("wasm kernels vs reference", function () {
       expectSame(many.matmul(x, many.linear(w)), got);
     }
   });
+
+  // Subnormal halves are stored as 0 and listed apart (assembly/gemv16.ts): the GEMM writes them
+  // back into its converted blocks (the same bits as without the list), the decode GEMV adds their
+  // products after its panels (the same sum in another order). A few per panel among normal
+  // weights, at the start and end of K, 16 columns at one k, in the odd last panel; shapes with 4
+  // interleaved runs and short turns (as in the matmul shapes above).
+  for (const [K, N] of [[300, 536], [37, 19], [4097, 9]] as const) {
+    it(`matmul f16 K=${K} N=${N} with scattered subnormal halves: GEMM and decode GEMV`, () => {
+      const w = dense(N, K, "f16", true);
+      const h = (w as DenseWeights).weight as Uint16Array;
+      let r = 12345;
+      const next = (m: number): number => ((r = (r * 1103515245 + 12345) >>> 0) >>> 8) % m;
+      for (let i = 0; i < (N * K) / 50; i++) h[next(N) * K + next(K)] = (next(2) << 15) | (1 + next(1023));
+      for (const n of [0, 7, N - 1]) { h[n * K] = 0x0001; h[n * K + K - 1] = 0x83ff; }
+      for (let n = 0; n < Math.min(N, 16); n++) h[n * K + 5] = 0x0200 | n;
+      const x = tensor([5, K], 7);
+      const l1 = one.linear(w), l3 = many.linear(w);
+      const all = one.matmul(x, l1);
+      expectClose(all, ref.matmul(x, ref.linear(w)));
+      expectSame(many.matmul(x, l3), all);
+      for (const m of [0, 3]) {
+        const row = new Tensor([1, K], hostData(x).slice(m * K, (m + 1) * K));
+        const gemv = one.matmul(row, l1);
+        expectClose(gemv, new Tensor([1, N], hostData(all).slice(m * N, (m + 1) * N)), 1e-6);
+        expectClose(gemv, ref.matmul(row, ref.linear(w)));
+        expectSame(many.matmul(row, l3), gemv);
+      }
+    });
+  }
 
   it("matmul f16 M=1 with inf/NaN weights gives inf/NaN like the reference", () => {
     // The decode GEMV cannot widen inf/NaN halves (assembly/gemv16.ts); such layers use the GEMM.

@@ -16,7 +16,8 @@ import {
 import { loadKernels, type SimdFlavour } from "./module.js";
 import { ATTN_QB, GEMV_Q4_I16_STREAMS, GEMV_Q4_STREAMS, GEMV16_STREAMS, GEMV16_TURN_K, KC, KERNELS, MB_Q4, MC, PARALLEL_MIN_WORK } from "./params.js";
 import {
-  checkGptq, denseBytes, gptqBytes, hasF16InfNaN, NR, packBias, packDense, packGptq, packGptqSynthetic, paddedCols,
+  checkGptq, denseBytes, gptqBytes, f16Census, NO_SUBNORMALS, NR, packBias, packDense, packGptq, packGptqSynthetic, packSubnormalTable, paddedCols,
+  subnormalTableBytes, type SubnormalTable,
 } from "./pack.js";
 import { ThreadPool } from "./pool.js";
 import { StorageArenas } from "./storage.js";
@@ -83,6 +84,8 @@ class WasmLinear implements Linear {
     readonly groupSize: number,
     /** 16-bit weights the decode GEMV can widen (no f16 inf/NaN, see assembly/gemv16.ts). */
     readonly gemv16 = false,
+    /** An f16 weight's subnormal halves, listed apart (pack.ts, assembly/gemv16.ts). */
+    readonly subnormals: SubnormalTable = NO_SUBNORMALS,
   ) {}
 }
 
@@ -282,11 +285,16 @@ export class WasmBackend extends HostBackendBase implements Backend {
     if (w.weight.length !== K * N) {
       throw new Error(`linear: weight has ${w.weight.length} values, expected [${N}, ${K}]`);
     }
-    const arena = this.arenaFor(denseBytes(w));
+    // f16: one census pass. Inf/NaN halves keep the weight on the GEMM path; subnormal ones go to
+    // a table (only where the GEMV can run: it and the GEMM both read the table).
+    const census = w.dtype === "f16" ? f16Census(w.weight as Uint16Array) : { infNaN: false, subnormals: 0 };
+    const gemv16 = w.dtype === "bf16" || (w.dtype === "f16" && !census.infNaN);
+    const listed = gemv16 && w.dtype === "f16" ? census.subnormals : 0;
+    const arena = this.arenaFor(denseBytes(w) + subnormalTableBytes(paddedCols(N), listed));
     const weight = packDense(arena, w);
     const bias = packBias(arena, N, w.bias, "linear");
-    const gemv16 = w.dtype === "bf16" || (w.dtype === "f16" && !hasF16InfNaN(w.weight as Uint16Array));
-    return new WasmLinear(K, N, w.dtype, arena, weight, bias, 0, gemv16);
+    const subnormals = packSubnormalTable(arena, weight, K, paddedCols(N), listed);
+    return new WasmLinear(K, N, w.dtype, arena, weight, bias, 0, gemv16, subnormals);
   }
 
   matmul(x: Tensor, w: Linear): Tensor {
@@ -392,13 +400,14 @@ export class WasmBackend extends HostBackendBase implements Backend {
       // Decode on f16/bf16 weights (the 151936-row lm_head): widen in registers, one pass.
       const [xp, cp] = a.scratch([K * 4, np * 4]);
       a.f32(xp, K).set(hostData(x));
-      const args = [MODE[w.kind], xp, K, w.weight, w.bias, cp, GEMV16_STREAMS, GEMV16_TURN_K];
+      const t = w.subnormals;
+      const args = [MODE[w.kind], xp, K, w.weight, w.bias, cp, t.offs, t.ents, GEMV16_STREAMS, GEMV16_TURN_K];
       return { run: () => this.pool.run(a, "gemv16", args, np / NR, 2, parallel), c: cp };
     }
     const kc = w.kind === "q4" ? w.groupSize : KC;
     const [xp, cp, panels] = a.scratch([M * K * 4, M * np * 4, this.threads * kc * NR * 4]);
     a.f32(xp, M * K).set(hostData(x));
-    const args = [MODE[w.kind], xp, M, K, w.weight, w.bias, cp, np, kc, MC, panels];
+    const args = [MODE[w.kind], xp, M, K, w.weight, w.bias, cp, np, kc, MC, panels, w.subnormals.offs, w.subnormals.ents];
     return { run: () => this.pool.run(a, "gemm", args, np / NR, 1, parallel), c: cp };
   }
 

@@ -7,10 +7,65 @@ import { f16ToF32 } from "../../io/fp16.js";
 export const NR = 8; // columns per panel (assembly/gemm.ts)
 export const Q4_REC_EXTRA = 32; // scales f32x4 + z′ i32x4 after the qweight words (gemv_q4.ts)
 
-/** Whether any f16 pattern is inf or NaN (exponent all ones): assembly/gemv16.ts cannot widen those. */
-export function hasF16InfNaN(w: Uint16Array): boolean {
-  for (let i = 0; i < w.length; i++) if ((w[i] & 0x7c00) === 0x7c00) return true;
-  return false;
+/**
+ * One pass over an f16 weight: whether any half is inf or NaN (exponent all ones: the decode
+ * GEMV cannot widen those, assembly/gemv16.ts) and how many are subnormal (exponent 0, mantissa
+ * ≠ 0: listed apart, F16 subnormal table below).
+ */
+export function f16Census(w: Uint16Array): { infNaN: boolean; subnormals: number } {
+  let infNaN = false, subnormals = 0;
+  for (let i = 0; i < w.length; i++) {
+    const e = w[i] & 0x7c00;
+    if (e === 0x7c00) infNaN = true;
+    else if (e === 0 && (w[i] & 0x3ff) !== 0) subnormals++;
+  }
+  return { infNaN, subnormals };
+}
+
+/** Where an f16 weight's subnormal table lives (all 0: the weight has none). */
+export interface SubnormalTable {
+  readonly offs: number;
+  readonly ents: number;
+}
+export const NO_SUBNORMALS: SubnormalTable = { offs: 0, ents: 0 };
+
+/** Bytes of the table for a weight of np padded columns and n subnormal halves. */
+export const subnormalTableBytes = (np: number, n: number): number =>
+  n === 0 ? 0 : (np / NR + 2) * 4 + n * 8;
+
+/**
+ * The F16 subnormal table (layout and why: assembly/gemv16.ts). Scans the packed panels at
+ * `weight` ([P][K][8] halves, so the scan meets the halves in (panel, k, column) order, the order
+ * the kernels walk the lists in), writes each subnormal half's (k·8 + column, exact f32 value)
+ * and stores +0 in its place. offs [P + 1] u32 (entries of panel p: offs[p] ≤ i < offs[p + 1]),
+ * then ents [n] (u32, f32), 8-byte aligned.
+ */
+export function packSubnormalTable(arena: Arena, weight: number, K: number, np: number, n: number): SubnormalTable {
+  if (n === 0) return NO_SUBNORMALS;
+  const P = np / NR;
+  const offs = arena.allocWeights(subnormalTableBytes(np, n));
+  const ents = offs + (P + 1 + ((P + 1) & 1)) * 4; // 8-byte aligned
+  const h = arena.u16(weight, np * K);
+  const o = arena.i32(offs, P + 1);
+  const key = arena.i32(ents, 2 * n);
+  const val = arena.f32(ents, 2 * n);
+  let i = 0;
+  for (let p = 0; p < P; p++) {
+    o[p] = i;
+    const base = p * K * NR;
+    for (let j = base; j < base + K * NR; j++) {
+      const v = h[j];
+      if ((v & 0x7c00) !== 0 || (v & 0x3ff) === 0) continue;
+      if (i === n) throw new Error(`linear: more subnormal halves than counted (${n})`);
+      key[2 * i] = j - base; // k·8 + column
+      val[2 * i + 1] = f16ToF32(v);
+      h[j] = 0;
+      i++;
+    }
+  }
+  o[P] = i;
+  if (i !== n) throw new Error(`linear: ${i} subnormal halves found in the panels, ${n} counted`);
+  return { offs, ents };
 }
 
 export const paddedCols = (n: number): number => Math.ceil(n / NR) * NR;
