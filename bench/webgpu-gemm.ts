@@ -2,15 +2,19 @@
 // shapes: x [M, K] f32 times an fp16 weight [N, K] with bias, as one dispatch per product.
 //
 //   npx node dist/bench/webgpu-gemm.js [--m 1024] [--shapes 1664x1664,1664x8192,8192x1664]
-//        [--reps 10] [--kernels dense_gemm_128,dense_gemm_mma] [--json FILE]
+//        [--reps 10] [--kernels dense_gemm_128,dense_gemm_mma,dense_gemm_mma4] [--json FILE]
+//
+// dense_gemm_mma and dense_gemm_mma4 are the two matrix-unit variants (mma.ts's MMA_KERNELS: one
+// subgroup per 32 × 64 tile, and four sharing a 64 × 128 tile through workgroup memory), run
+// where the device has f16 subgroup matrices (and, for the second, 44 KiB of workgroup memory).
 //
 // Each (kernel, shape) runs once untimed, is read back and compared with dense_gemm's output
 // (rel L2; dense_gemm itself against a float64 product at 256 sampled outputs), then --reps
 // times, each dispatch in a compute pass of its own with timestamp writes at the pass's begin and
 // end (Dawn offers none inside a pass); the best rep is reported. Without timestamp-query it
 // falls back to the wall clock from submit to onSubmittedWorkDone per rep (includes the submit's
-// overhead). The Dawn instance is made here so that timestamps are not quantised (as
-// bench/webgpu-profile.ts).
+// overhead). The device is acquired with Dawn's timestamp_quantization off (as
+// bench/webgpu-profile.ts), so that timestamps are not rounded.
 //
 // It reaches into GpuContext (src/ops/webgpu/context.ts: pass, enc, endPass) and fails with a
 // clear message if those change.
@@ -18,7 +22,8 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { f16ToF32, f32ToF16 } from "../src/io/fp16.js";
 import type { DenseWeights } from "../src/ops/backend.js";
-import { NODE_TOGGLES, acquireDevice, loadShaders } from "../src/ops/webgpu/device.js";
+import { acquireDevice, loadShaders } from "../src/ops/webgpu/device.js";
+import { mmaKernelNamed } from "../src/ops/webgpu/mma.js";
 import { GpuContext } from "../src/ops/webgpu/context.js";
 import { DENSE_GEMM_KERNELS, encodeMatmul, uploadLinear, type DenseGemmKernel } from "../src/ops/webgpu/linear.js";
 import { relL2 } from "../src/conformance/compare.js";
@@ -37,11 +42,11 @@ const VIT_PER_BLOCK: Record<string, number> = { "1664x1664": 4, "1664x8192": 1, 
 
 /**
  * How far a kernel may differ from dense_gemm (rel L2): the FMA kernels sum in the same order
- * (only contraction differs); dense_gemm_mma carries split_f16's 2^-22 and the matrix units' own
- * f32 summation order.
+ * (only contraction differs); the matrix-unit kernels carry split_f16's 2^-22 and the matrix
+ * units' own f32 summation order.
  */
 function bound(kernel: DenseGemmKernel): number {
-  return kernel === "dense_gemm_mma" ? 1e-5 : 1e-6;
+  return mmaKernelNamed(kernel) ? 1e-5 : 1e-6;
 }
 
 let seed = 12345;
@@ -85,26 +90,19 @@ async function main(): Promise<void> {
   // The check compares with dense_gemm's output, so it runs first.
   const order: DenseGemmKernel[] = ["dense_gemm", ...kernels.filter((k) => k !== "dense_gemm")];
 
-  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
-  if (!nav?.gpu) {
-    const webgpu = (await import("webgpu" as string)) as { create: (f: string[]) => unknown; globals: object };
-    Object.assign(globalThis, webgpu.globals);
-    const gpu = webgpu.create([
-      `enable-dawn-features=${NODE_TOGGLES.join(",")}`,
-      "disable-dawn-features=timestamp_quantization",
-    ]);
-    Object.defineProperty(globalThis.navigator, "gpu", { value: gpu, configurable: true });
-  }
-  const [{ device, report }, shaders] = await Promise.all([acquireDevice(), loadShaders()]);
+  const [{ device, report }, shaders] = await Promise.all([acquireDevice({ disabledToggles: ["timestamp_quantization"] }), loadShaders()]);
+  // Each matrix-unit variant is forced by name below (ctx.denseGemm), so the context's own one does not matter.
   const ctx = new GpuContext(device, shaders, undefined, undefined, report.matrixF16);
-  console.log(`subgroup matrix configurations: ${report.matrixConfigs.join(", ") || "none"}; dense_gemm_mma ${report.matrixF16 ? "available" : "not available"}`);
+  console.log(`subgroup matrix configurations: ${report.matrixConfigs.join(", ") || "none"}; matrix-unit kernels ${report.matrixF16 ? "available" : "not available"}`);
   const inner = ctx as unknown as PassInternals;
   for (const m of ["enc", "endPass"] as const) {
     if (typeof inner[m] !== "function") throw new Error(`webgpu-gemm: GpuContext has no ${m} (context.ts changed?)`);
   }
-  if (!ctx.matrixF16 && order.includes("dense_gemm_mma")) {
-    console.log("dense_gemm_mma: skipped (no f16 subgroup matrices with 32-wide subgroups on this device)");
-    order.splice(order.indexOf("dense_gemm_mma"), 1);
+  for (const k of [...order]) {
+    if (!ctx.matrixF16 && mmaKernelNamed(k)) {
+      console.log(`${k}: skipped (no f16 subgroup matrices with 32-wide subgroups on this device)`);
+      order.splice(order.indexOf(k), 1);
+    }
   }
   const fits = order.filter((k) => DENSE_GEMM_KERNELS[k].sharedBytes <= ctx.maxWorkgroupStorage);
   for (const k of order) if (!fits.includes(k)) console.log(`${k}: skipped (needs ${DENSE_GEMM_KERNELS[k].sharedBytes} bytes of workgroup memory, the device offers ${ctx.maxWorkgroupStorage})`);
@@ -207,7 +205,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(values.json, JSON.stringify({ adapter: report, timing: timestamps ? "timestamp-query" : "wall clock", reps, rows, vitBlockProductsMsPerImage: perImage }, null, 1));
   }
   ctx.destroy();
-  if (bad.length > 0) throw new Error(`webgpu-gemm: ${bad.map((r) => `${r.kernel} ${r.K}x${r.N}`).join(", ")} differ from dense_gemm by more than their bound (1e-6; dense_gemm_mma 1e-5)`);
+  if (bad.length > 0) throw new Error(`webgpu-gemm: ${bad.map((r) => `${r.kernel} ${r.K}x${r.N}`).join(", ")} differ from dense_gemm by more than their bound (1e-6; the matrix-unit kernels 1e-5)`);
 }
 
 await main();

@@ -10,8 +10,8 @@
 // 2. timed: every dispatch in a compute pass of its own whose begin/end timestamps are written
 //    to a query set (Dawn offers no timestamps inside a pass), resolved at each submit. Splitting
 //    the pass adds a little per dispatch, so these times add up to a bit more than pass 1's.
-// The timestamps need the adapter's `timestamp-query` and Dawn's `timestamp_quantization` off,
-// so this program makes the Dawn instance itself (navigator.gpu) before the backend does.
+// The timestamps need the adapter's `timestamp-query` and Dawn's `timestamp_quantization` off
+// (the backend is created with it disabled: BackendChoice.disabledToggles).
 //
 // It reaches into the backend's GpuContext (src/ops/webgpu/context.ts: dispatch, flush, read,
 // endPass, enc, pass) and fails with a clear message if those change.
@@ -23,7 +23,6 @@ import { argmax } from "../src/generate/sampling.js";
 import type { Backend } from "../src/ops/backend.js";
 import { benchPrompt } from "./e2e.js";
 import type { WebGpuCounters } from "../src/ops/webgpu/backend.js";
-import { NODE_TOGGLES } from "../src/ops/webgpu/device.js";
 
 // The few WebGPU calls used here, typed structurally (the package's types are a devDependency of
 // the backend, not of the benchmarks).
@@ -167,16 +166,8 @@ async function main(): Promise<void> {
   const promptTokens = Number(values["prompt-tokens"]);
   if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`--steps must be a positive integer, got ${values.steps}`);
 
-  // The Dawn instance, made here so that timestamps are not quantised (see the header).
-  const webgpu = (await import("webgpu" as string)) as { create: (f: string[]) => unknown; globals: object };
-  Object.assign(globalThis, webgpu.globals);
-  const gpu = webgpu.create([
-    `enable-dawn-features=${NODE_TOGGLES.join(",")}`,
-    "disable-dawn-features=timestamp_quantization",
-  ]);
-  Object.defineProperty(globalThis.navigator, "gpu", { value: gpu, configurable: true });
-
-  const backend: Backend = await createBackend({ name: "webgpu" });
+  // Timestamps not quantised (see the header).
+  const backend: Backend = await createBackend({ name: "webgpu", disabledToggles: ["timestamp_quantization"] });
   const maybe = (backend as unknown as { ctx?: CtxInternals }).ctx;
   for (const m of ["dispatch", "flush", "read", "endPass", "enc"] as const) {
     if (!maybe || typeof maybe[m] !== "function") throw new Error(`webgpu-profile: the backend has no GpuContext.${m} (context.ts changed?)`);

@@ -4,18 +4,7 @@
 import { WebGpuBackend, type WebGpuBackendOptions } from "../src/ops/webgpu/backend.js";
 import type { GpuContext } from "../src/ops/webgpu/context.js";
 
-/** Deterministic uniform values in [lo, hi) (xorshift32). */
-export function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    out[i] = lo + (s / 2 ** 32) * (hi - lo);
-  }
-  return out;
-}
+export { rand } from "../src/conformance/rand.js";
 
 /** The backend's context (tests reach into it to record or force dispatches). */
 export const ctxOf = (be: WebGpuBackend): GpuContext => (be as unknown as { ctx: GpuContext }).ctx;

@@ -1,5 +1,6 @@
 // The matrix-unit GEMM path of the WebGPU backend: split_f16.wgsl (x → f16 hi + lo with a
-// power-of-two row scale) on any adapter with shader-f16, and dense_gemm_mma.wgsl against the
+// power-of-two row scale) on any adapter with shader-f16, the variants' padding and fit rules
+// anywhere, and both matrix-unit kernels (dense_gemm_mma.wgsl, dense_gemm_mma4.wgsl) against the
 // reference where the adapter offers f16 subgroup matrices (a real GPU; Mesa's lavapipe offers
 // none, so there it reports the skip).
 import { expect } from "chai";
@@ -11,7 +12,10 @@ import { acquire, ctxOf, rand, recordDispatches } from "./webgpu-acquire.js";
 import { relL2 } from "../src/conformance/compare.js";
 import { withCommon } from "../src/ops/webgpu/device.js";
 import { createBackend } from "../src/ops/select.js";
-import { MMA_TILE, releaseSplit, splitOperand } from "../src/ops/webgpu/mma.js";
+import {
+  MMA_KERNELS, MMA_VARIANTS, mmaChunkRows, mmaKernelNamed, mmaWeightFits, releaseSplit, splitDims, splitOperand,
+} from "../src/ops/webgpu/mma.js";
+import { DENSE_GEMM_KERNELS } from "../src/ops/webgpu/linear.js";
 
 
 describe("QWENVL_GPU_MATRIX", () => {
@@ -29,6 +33,67 @@ describe("QWENVL_GPU_MATRIX", () => {
   });
 });
 
+describe("QWENVL_GPU_MMA_KERNEL", () => {
+  it("accepts 1sg and 4sg only, naming the variable", async () => {
+    const before = process.env.QWENVL_GPU_MMA_KERNEL;
+    process.env.QWENVL_GPU_MMA_KERNEL = "8sg";
+    try {
+      let err: Error | null = null;
+      await createBackend({ name: "webgpu" }).catch((e: Error) => { err = e; });
+      expect(String(err)).to.match(/QWENVL_GPU_MMA_KERNEL must be one of "1sg", "4sg", got "8sg"/);
+    } finally {
+      if (before === undefined) delete process.env.QWENVL_GPU_MMA_KERNEL;
+      else process.env.QWENVL_GPU_MMA_KERNEL = before;
+    }
+  });
+});
+
+describe("matrix-unit kernel variants: padding and fit follow the tile", () => {
+  const one = MMA_KERNELS["1sg"], four = MMA_KERNELS["4sg"];
+
+  it("tiles, names, workgroup memory: 1sg 32 × 64 in 8 KiB, 4sg 64 × 128 in 44 KiB; DENSE_GEMM_KERNELS agrees", () => {
+    expect([one.name, one.tile, one.workgroupSize, one.sharedBytes]).to.deep.equal(["dense_gemm_mma", { m: 32, n: 64, k: 16 }, 32, 8192]);
+    expect([four.name, four.tile, four.workgroupSize, four.sharedBytes]).to.deep.equal(["dense_gemm_mma4", { m: 64, n: 128, k: 16 }, 128, 45056]);
+    for (const v of MMA_VARIANTS) {
+      const k = MMA_KERNELS[v];
+      expect(mmaKernelNamed(k.name)).to.equal(k);
+      expect(DENSE_GEMM_KERNELS[k.name]).to.deep.equal({ tile: [k.tile.m, k.tile.n], sharedBytes: k.sharedBytes });
+    }
+    expect(mmaKernelNamed("dense_gemm_128")).to.equal(undefined);
+  });
+
+  it("splitDims: A's rows to tile.m, B's to tile.n, columns to the k step", () => {
+    expect(splitDims(one, "a", 33, 37)).to.deep.equal({ rp: 64, cp: 48 });
+    expect(splitDims(four, "a", 33, 37)).to.deep.equal({ rp: 64, cp: 48 });
+    expect(splitDims(one, "a", 65, 16)).to.deep.equal({ rp: 96, cp: 16 });
+    expect(splitDims(four, "a", 65, 16)).to.deep.equal({ rp: 128, cp: 16 });
+    expect(splitDims(one, "b", 130, 104)).to.deep.equal({ rp: 192, cp: 112 });
+    expect(splitDims(four, "b", 130, 104)).to.deep.equal({ rp: 256, cp: 112 });
+    expect(splitDims(four, "b", 128, 128)).to.deep.equal({ rp: 128, cp: 128 });
+  });
+
+  it("mmaWeightFits: K % 16 and weight chunks of whole tile.n rows", () => {
+    expect(mmaWeightFits(one, 1664, [1664])).to.equal(true); // 1664 = 13 · 128
+    expect(mmaWeightFits(four, 1664, [1664])).to.equal(true);
+    expect(mmaWeightFits(one, 48, [64, 64, 192])).to.equal(true);
+    expect(mmaWeightFits(four, 48, [64, 64, 192])).to.equal(false);
+    expect(mmaWeightFits(four, 48, [128, 256])).to.equal(true);
+    expect(mmaWeightFits(one, 40, [64])).to.equal(false);
+    expect(mmaWeightFits(four, 40, [128])).to.equal(false);
+  });
+
+  it("mmaChunkRows: whole 128-row tiles (both variants) where a chunk holds one, 64 rows else, as is below", () => {
+    expect(mmaChunkRows(1000)).to.equal(896);
+    expect(mmaChunkRows(256)).to.equal(256);
+    expect(mmaChunkRows(200)).to.equal(128);
+    expect(mmaChunkRows(127)).to.equal(64);
+    expect(mmaChunkRows(63)).to.equal(63);
+    for (const per of [128, 640, 1000, 4096 + 77]) {
+      for (const v of MMA_VARIANTS) expect(mmaChunkRows(per) % MMA_KERNELS[v].tile.n, `${per} rows, ${v}`).to.equal(0);
+    }
+  });
+});
+
 describe("shader assembly", () => {
   it("a shader's enable and diagnostic directives go before common.wgsl (WGSL wants directives first)", () => {
     const code = "// x\nenable f16;\ndiagnostic(off, derivative_uniformity);\nfn main() {}\n";
@@ -36,7 +101,7 @@ describe("shader assembly", () => {
   });
 });
 
-describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma)", function () {
+describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma, dense_gemm_mma4)", function () {
   this.timeout(120_000);
   let gpu: WebGpuBackend;
   before(async function () {
@@ -66,7 +131,7 @@ describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma)", function () {
     x[at(0, 5, 9)] = NaN;
     x[at(1, 6, 36)] = -Infinity;
     const xb = ctx.upload(x);
-    const s = splitOperand(ctx, xb, 3, B, M, K, { bs: M * K, rs: 1, cs: M }, MMA_TILE.m);
+    const s = splitOperand(ctx, MMA_KERNELS["1sg"], "a", xb, 3, B, M, K, { bs: M * K, rs: 1, cs: M });
     const { rp, cp } = s;
     expect([rp, cp]).to.deep.equal([32, 48]);
     const h = new Uint16Array((await ctx.read(s.hl, 0, B * rp * cp)).buffer);
@@ -98,66 +163,81 @@ describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma)", function () {
     releaseSplit(ctx, s);
   });
 
-  describe("dense_gemm_mma against the reference", () => {
-    let mma: WebGpuBackend;
-    let chunked: WebGpuBackend;
-    const ref = new ReferenceBackend();
-    const ran = new Set<string>();
-    before(async function () {
-      if (!gpu.report.matrixF16) {
-        console.log(`    (skipping dense_gemm_mma: this adapter has no f16 subgroup matrices with 32-wide subgroups; configurations: ${gpu.report.matrixConfigs.join(", ") || "none"})`);
-        this.skip();
+  for (const variant of MMA_VARIANTS) {
+    const kernel = MMA_KERNELS[variant];
+    describe(`${kernel.name} (${variant}) against the reference`, () => {
+      let mma: WebGpuBackend;
+      let chunked: WebGpuBackend;
+      const ref = new ReferenceBackend();
+      const ran = new Set<string>();
+      before(async function () {
+        if (!gpu.report.matrixF16) {
+          console.log(`    (skipping ${kernel.name}: this adapter has no f16 subgroup matrices with 32-wide subgroups; configurations: ${gpu.report.matrixConfigs.join(", ") || "none"})`);
+          this.skip();
+        }
+        mma = await acquire(this, { denseGemm: kernel.name, mmaKernel: variant });
+        if (mma.report.mmaKernel !== variant) {
+          console.log(`    (skipping ${kernel.name}: ${mma.report.mmaNote})`);
+          this.skip();
+        }
+        // tile.n rows of a K = 48 f16 weight per chunk (linear.ts keeps 4 bytes of a chunk spare).
+        chunked = await acquire(this, { denseGemm: kernel.name, mmaKernel: variant, weightChunkBytes: kernel.tile.n * 48 * 2 + 4 });
+        for (const be of [mma, chunked]) recordDispatches(be, ran);
+      });
+      after(async () => {
+        await mma?.dispose();
+        await chunked?.dispose();
+      });
+
+      async function same(x: Float32Array, M: number, w: LinearWeights, be: Backend): Promise<number> {
+        const op = (b: Backend, t: Tensor): Tensor => b.matmul(t, b.linear(w));
+        const want = await ref.read(op(ref, ref.fromHost(x, [M, w.inFeatures])));
+        const got = await be.read(op(be, be.fromHost(x, [M, w.inFeatures])));
+        return relL2(got, want);
       }
-      mma = await acquire(this, { denseGemm: "dense_gemm_mma" });
-      // 64 rows of a K = 48 f16 weight per chunk (linear.ts keeps 4 bytes of a chunk spare).
-      chunked = await acquire(this, { denseGemm: "dense_gemm_mma", weightChunkBytes: 64 * 48 * 2 + 4 });
-      for (const be of [mma, chunked]) recordDispatches(be, ran);
+
+      // Partial row tiles (M = 2, 33, 130), K of one and of many 16-steps, N of one and several
+      // column tiles (and N = 64, half a 4sg tile), chunks of tile.n rows of W (K = 48: a 6 or
+      // 12 KiB binding limit), no bias.
+      for (const [M, K, N, bias] of [[2, 16, 64, true], [33, 48, 384, true], [130, 256, 128, false], [1024, 1664, 128, true]] as const) {
+        const fits = N % kernel.tile.n === 0;
+        it(`M=${M} K=${K} N=${N}${bias ? " with bias" : ""}: ${fits ? "rel L2 ≤ 1e-6 (the split's 2^-22 and f32 sums)" : `N not whole ${kernel.tile.n}-column tiles: refused when forced`}`, async () => {
+          ran.clear();
+          const w: LinearWeights = {
+            kind: "dense", inFeatures: K, outFeatures: N, dtype: "f16",
+            weight: f32ArrayToF16(rand(K * N, K + N, -0.05, 0.05)), bias: bias ? rand(N, 9) : undefined,
+          };
+          const be = K === 48 ? chunked : mma;
+          if (!fits) {
+            let err: Error | null = null;
+            try { await same(rand(M * K, M + 1, -4, 4), M, w, be); } catch (e) { err = e as Error; }
+            expect(String(err)).to.match(new RegExp(`${kernel.name} cannot run ${K}→${N}`));
+            return;
+          }
+          const e = await same(rand(M * K, M + 1, -4, 4), M, w, be);
+          expect(e, `rel L2 ${e}`).to.be.at.most(1e-6);
+          expect([...ran].sort()).to.deep.equal([kernel.name, "split_f16"]);
+        });
+      }
+
+      // Attention takes the matrix units whenever the device has them and a step has more than a
+      // few queries: bidirectional (the ViT: head dim 104, not a multiple of 16), causal with a
+      // query offset (prefill after a cached prefix), keys not a multiple of 64.
+      for (const [Tq, Tk, H, D, causal, off] of [[130, 130, 3, 104, false, 0], [37, 300, 2, 128, true, 263], [64, 64, 16, 104, false, 0]] as const) {
+        it(`attention Tq=${Tq} Tk=${Tk} H=${H} D=${D}${causal ? ` causal from ${off}` : ""}: rel L2 ≤ 5e-6`, async () => {
+          ran.clear();
+          const q = rand(Tq * H * D, 1, -2, 2), k = rand(Tk * H * D, 2, -2, 2), v = rand(Tk * H * D, 3, -2, 2);
+          const op = (b: Backend): Tensor => b.attention(b.fromHost(q, [Tq, H, D]), b.fromHost(k, [Tk, H, D]), b.fromHost(v, [Tk, H, D]),
+            { scale: 1 / Math.sqrt(D), causal, queryOffset: off });
+          const want = await ref.read(op(ref));
+          const got = await mma.read(op(mma));
+          const e = relL2(got, want);
+          // Two splits and the matrix units' accumulation: 1.2e-6 and 1.6e-6 measured on an H200
+          // for the first two cases with dense_gemm_mma (the FMA kernels: below 1e-6).
+          expect(e, `rel L2 ${e}`).to.be.at.most(5e-6);
+          expect([...ran].sort()).to.deep.equal(["att_softmax", kernel.name, "split_f16"]);
+        });
+      }
     });
-    after(async () => {
-      await mma?.dispose();
-      await chunked?.dispose();
-    });
-
-    async function same(x: Float32Array, M: number, w: LinearWeights, be: Backend): Promise<number> {
-      const op = (b: Backend, t: Tensor): Tensor => b.matmul(t, b.linear(w));
-      const want = await ref.read(op(ref, ref.fromHost(x, [M, w.inFeatures])));
-      const got = await be.read(op(be, be.fromHost(x, [M, w.inFeatures])));
-      return relL2(got, want);
-    }
-
-    // Partial row tiles (M = 2, 33, 130), K of one and of many 16-steps, N of one and several
-    // 64-column tiles, chunks of 64 rows of W (K = 48: a 6 KiB binding limit), no bias.
-    for (const [M, K, N, bias] of [[2, 16, 64, true], [33, 48, 192, true], [130, 256, 128, false], [1024, 1664, 64, true]] as const) {
-      it(`M=${M} K=${K} N=${N}${bias ? " with bias" : ""}: rel L2 ≤ 1e-6 (the split's 2^-22 and f32 sums)`, async () => {
-        ran.clear();
-        const w: LinearWeights = {
-          kind: "dense", inFeatures: K, outFeatures: N, dtype: "f16",
-          weight: f32ArrayToF16(rand(K * N, K + N, -0.05, 0.05)), bias: bias ? rand(N, 9) : undefined,
-        };
-        const e = await same(rand(M * K, M + 1, -4, 4), M, w, K === 48 ? chunked : mma);
-        expect(e, `rel L2 ${e}`).to.be.at.most(1e-6);
-        expect([...ran].sort()).to.deep.equal(["dense_gemm_mma", "split_f16"]);
-      });
-    }
-
-    // Attention takes the matrix units whenever the device has them and a step has more than a
-    // few queries: bidirectional (the ViT: head dim 104, not a multiple of 16), causal with a
-    // query offset (prefill after a cached prefix), keys not a multiple of 64.
-    for (const [Tq, Tk, H, D, causal, off] of [[130, 130, 3, 104, false, 0], [37, 300, 2, 128, true, 263], [64, 64, 16, 104, false, 0]] as const) {
-      it(`attention Tq=${Tq} Tk=${Tk} H=${H} D=${D}${causal ? ` causal from ${off}` : ""}: rel L2 ≤ 5e-6`, async () => {
-        ran.clear();
-        const q = rand(Tq * H * D, 1, -2, 2), k = rand(Tk * H * D, 2, -2, 2), v = rand(Tk * H * D, 3, -2, 2);
-        const op = (b: Backend): Tensor => b.attention(b.fromHost(q, [Tq, H, D]), b.fromHost(k, [Tk, H, D]), b.fromHost(v, [Tk, H, D]),
-          { scale: 1 / Math.sqrt(D), causal, queryOffset: off });
-        const want = await ref.read(op(ref));
-        const got = await mma.read(op(mma));
-        const e = relL2(got, want);
-        // Two splits and the matrix units' accumulation: 1.2e-6 and 1.6e-6 measured on an H200
-        // for the first two cases (the FMA kernels: below 1e-6).
-        expect(e, `rel L2 ${e}`).to.be.at.most(5e-6);
-        expect([...ran].sort()).to.deep.equal(["att_softmax", "dense_gemm_mma", "split_f16"]);
-      });
-    }
-
-  });
+  }
 });

@@ -10,6 +10,7 @@ import { acquire, ctxOf, rand, recordDispatches } from "./webgpu-acquire.js";
 import { f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../src/io/fp16.js";
 import { BindGroupCache, layoutEntries } from "../src/ops/webgpu/bindgroups.js";
 import { DENSE_GEMM_KERNELS, denseGemmKernel } from "../src/ops/webgpu/linear.js";
+import { mmaKernelNamed } from "../src/ops/webgpu/mma.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
@@ -91,8 +92,8 @@ describe("webgpu backend vs the reference backend", function () {
   // K below, at and off its K step of 8 or 16 (K = 7, 8, 19, 33, 64, 101), odd K (16-bit rows that straddle words), no bias,
   // and the 4 KiB split (chunks of a few rows: the n0 offsets). The dispatches are recorded to
   // show that the forced kernel ran.
-  // (dense_gemm_mma takes other shapes and needs matrix units: webgpu-mma.test.ts.)
-  for (const kernel of (Object.keys(DENSE_GEMM_KERNELS) as Array<keyof typeof DENSE_GEMM_KERNELS>).filter((k) => k !== "dense_gemm_mma")) {
+  // (dense_gemm_mma and dense_gemm_mma4 take other shapes and need matrix units: webgpu-mma.test.ts.)
+  for (const kernel of (Object.keys(DENSE_GEMM_KERNELS) as Array<keyof typeof DENSE_GEMM_KERNELS>).filter((k) => !mmaKernelNamed(k))) {
     describe(`forced ${kernel}`, () => {
       let whole: WebGpuBackend;
       let chunked: WebGpuBackend;

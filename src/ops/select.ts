@@ -1,5 +1,6 @@
 // Choosing a backend by name: the CLI, the demo and the conformance runner all go through here.
 import type { Backend } from "./backend.js";
+import { MMA_VARIANTS, type MmaVariant } from "./webgpu/mma.js";
 import { ReferenceBackend } from "../../reference/backend.js";
 import { WasmBackend, type DecodeQ4, type PrefillQ4 } from "./wasm/backend.js";
 import { hardwareConcurrency, prepareKernelPlatform } from "./wasm/platform.node.js";
@@ -28,6 +29,13 @@ export interface BackendChoice {
    * In Node the environment variable QWENVL_GPU_MATRIX=off turns them off too.
    */
   readonly matrixUnits?: boolean;
+  /**
+   * WebGPU: the matrix-unit GEMM variant (WebGpuBackendOptions.mmaKernel: "1sg", the default, or
+   * "4sg"). In Node the environment variable QWENVL_GPU_MMA_KERNEL=1sg|4sg sets it too.
+   */
+  readonly mmaKernel?: MmaVariant;
+  /** WebGPU in Node: Dawn toggles to disable (benchmarks: "timestamp_quantization"). */
+  readonly disabledToggles?: readonly string[];
 }
 
 async function createWebGpu(choice: BackendChoice): Promise<Backend> {
@@ -35,7 +43,16 @@ async function createWebGpu(choice: BackendChoice): Promise<Backend> {
   const { WebGpuBackend } = await import("./webgpu/backend.js");
   const env = typeof process !== "undefined" ? process.env?.QWENVL_GPU_MATRIX : undefined;
   if (env !== undefined && env !== "on" && env !== "off") throw new Error(`QWENVL_GPU_MATRIX must be "on" or "off", got ${JSON.stringify(env)}`);
-  return WebGpuBackend.create({ matrixUnits: choice.matrixUnits ?? env !== "off" });
+  const kernelEnv = typeof process !== "undefined" ? process.env?.QWENVL_GPU_MMA_KERNEL : undefined;
+  if (kernelEnv !== undefined && !(MMA_VARIANTS as readonly string[]).includes(kernelEnv)) {
+    throw new Error(`QWENVL_GPU_MMA_KERNEL must be one of ${MMA_VARIANTS.map((v) => `"${v}"`).join(", ")}, got ${JSON.stringify(kernelEnv)}`);
+  }
+  const mmaKernel = choice.mmaKernel ?? (kernelEnv as MmaVariant | undefined);
+  return WebGpuBackend.create({
+    matrixUnits: choice.matrixUnits ?? env !== "off",
+    ...(mmaKernel !== undefined ? { mmaKernel } : {}),
+    ...(choice.disabledToggles !== undefined ? { disabledToggles: choice.disabledToggles } : {}),
+  });
 }
 
 /**

@@ -15,7 +15,7 @@ import {
 } from "../checks.js";
 import { GpuContext, GpuStorage, type PooledBuffer } from "./context.js";
 import { acquireDevice, loadShaders, type AdapterReport, type WebGpuDeviceOptions } from "./device.js";
-import { encodeAttention } from "./mma.js";
+import { MMA_KERNELS, encodeAttention } from "./mma.js";
 import { GpuLinear, encodeMatmul, gluFusable, uploadLinear, type DenseGemmKernel } from "./linear.js";
 
 export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
@@ -77,14 +77,16 @@ export class WebGpuBackend implements Backend {
     this.ctx = ctx;
     this.report = report;
     const what = [report.vendor, report.architecture, report.description || report.device].filter((s) => s).join(" ");
-    this.name = `webgpu (${what || "unknown adapter"}; features: ${report.features.join(", ") || "none"})`;
+    const mma = report.matrixF16 ? `; matrix units: ${MMA_KERNELS[report.mmaKernel].name}${report.mmaNote ? ` (${report.mmaNote})` : ""}` : "";
+    this.name = `webgpu (${what || "unknown adapter"}; features: ${report.features.join(", ") || "none"}${mma})`;
     this.dummy = ctx.take(4);
   }
 
   /** Request an adapter and device and load the shaders; throws when there is no adapter. */
   static async create(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     const [{ device, report }, shaders] = await Promise.all([acquireDevice(options), loadShaders(options.shaderBaseUrl)]);
-    return new WebGpuBackend(new GpuContext(device, shaders, options.weightChunkBytes, options.denseGemm, report.matrixF16), report);
+    return new WebGpuBackend(new GpuContext(device, shaders, options.weightChunkBytes, options.denseGemm, report.matrixF16,
+      MMA_KERNELS[report.mmaKernel]), report);
   }
 
   /**
@@ -403,7 +405,7 @@ export class WebGpuBackend implements Backend {
       // Many queries on the matrix units: q·kᵀ and p·v as split-f16 products (mma.ts).
       const hc = this.headsPerPass(Tq, Tk, H);
       const scores = this.ctx.take(Tq * hc * Tk * 4);
-      encodeAttention(this.ctx, { buf: qs.buf, off: qs.offset }, { buf: ks.buf, off: ks.offset }, { buf: vs.buf, off: vs.offset },
+      encodeAttention(this.ctx, this.ctx.mmaKernel, { buf: qs.buf, off: qs.offset }, { buf: ks.buf, off: ks.offset }, { buf: vs.buf, off: vs.offset },
         { buf: out.storage.buf, off: 0 }, scores, { Tq, Tk, H, D, hc }, causal, pos0, options.scale, this.dummy);
       this.ctx.give(scores);
       return out;

@@ -21,6 +21,7 @@
 import type { TensorStorage } from "../backend.js";
 import { BindGroupCache, layoutEntries, type LaidOutPipeline } from "./bindgroups.js";
 import type { DenseGemmKernel } from "./linear.js";
+import { MMA_KERNELS, type MmaKernel } from "./mma.js";
 
 /** Storage of a WebGPU tensor: `length` f32 values from element `offset` of `buffer`. */
 export class GpuStorage implements TensorStorage {
@@ -111,8 +112,10 @@ export class GpuContext {
     weightChunkBytes?: number,
     /** The dense GEMM kernel of every M > 1 dense matmul (tests, benchmarks); default: linear.ts picks. */
     public denseGemm?: DenseGemmKernel,
-    /** The device runs dense_gemm_mma.wgsl (device.ts's AdapterReport.matrixF16). */
+    /** The device runs the matrix-unit kernels (device.ts's AdapterReport.matrixF16). */
     readonly matrixF16 = false,
+    /** Which of them the linears and attention use (AdapterReport.mmaKernel). */
+    readonly mmaKernel: MmaKernel = MMA_KERNELS["1sg"],
   ) {
     this.device = device;
     // Bindings over 2 GiB are not supported by Dawn's backends; keep one 256-byte step below.

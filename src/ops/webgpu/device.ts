@@ -1,6 +1,7 @@
 // Getting a WebGPU device: `navigator.gpu` in browsers, the `webgpu` npm package (Dawn's
 // dawn.node) in Node — imported dynamically so that the CPU backends never load it.
 /// <reference types="@webgpu/types" />
+import { MMA_KERNELS, MMA_VARIANTS, type MmaVariant } from "./mma.js";
 
 /** What the backend learned about its adapter (reported in the backend's name, for benchmarks). */
 export interface AdapterReport {
@@ -12,10 +13,16 @@ export interface AdapterReport {
   readonly maxStorageBufferBindingSize: number;
   readonly maxBufferSize: number;
   /**
-   * The f16 × f16 → f32 16 × 16 × 16 subgroup matrix configuration that dense_gemm_mma.wgsl needs is
-   * offered and enabled, with subgroups of exactly 32 invocations (that kernel's workgroup).
+   * The f16 × f16 → f32 16 × 16 × 16 subgroup matrix configuration that the matrix-unit kernels
+   * (mma.ts) need is offered and enabled, with subgroups of exactly 32 invocations.
    */
   readonly matrixF16: boolean;
+  /**
+   * The matrix-unit kernel variant the backend uses (MMA_KERNELS): the one asked for, or "1sg"
+   * where the device's workgroup memory is too small for it (`mmaNote` says so).
+   */
+  readonly mmaKernel: MmaVariant;
+  readonly mmaNote?: string;
   /** The adapter's subgroup matrix configurations, "f16→f32 16×16×16" (benchmarks record them). */
   readonly matrixConfigs: readonly string[];
 }
@@ -29,10 +36,21 @@ export interface WebGpuDeviceOptions {
    */
   readonly toggles?: readonly string[];
   /**
+   * Dawn toggles to disable (Node only), e.g. "timestamp_quantization" for benchmarks that time
+   * dispatches. Like `toggles`, they apply to the first device a process acquires.
+   */
+  readonly disabledToggles?: readonly string[];
+  /**
    * Use the matrix units (subgroup matrices, tensor cores on NVIDIA) for the dense GEMMs where the
    * adapter offers them (default true). Off: the f32 FMA kernels everywhere.
    */
   readonly matrixUnits?: boolean;
+  /**
+   * The matrix-unit GEMM (mma.ts's MMA_KERNELS; default "1sg"): "1sg" dense_gemm_mma.wgsl, one
+   * subgroup per workgroup; "4sg" dense_gemm_mma4.wgsl, four subgroups staging operands through
+   * 44 KiB of workgroup memory (falls back to "1sg", reported, on a device that offers less).
+   */
+  readonly mmaKernel?: MmaVariant;
 }
 
 export interface AcquiredDevice {
@@ -56,7 +74,7 @@ interface MatrixConfig { componentType: string; resultComponentType: string; M: 
 
 let nodeGpu: GPU | null = null;
 
-async function gpuEntry(toggles: readonly string[]): Promise<GPU> {
+async function gpuEntry(toggles: readonly string[], disabled: readonly string[]): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
   if (nodeGpu) return nodeGpu;
@@ -69,14 +87,18 @@ async function gpuEntry(toggles: readonly string[]): Promise<GPU> {
   // dawn.node exposes GPUBufferUsage, GPUMapMode, … as globals only through `globals`.
   Object.assign(globalThis, mod.globals);
   const flags = toggles.length > 0 ? [`enable-dawn-features=${toggles.join(",")}`] : [];
+  if (disabled.length > 0) flags.push(`disable-dawn-features=${disabled.join(",")}`);
   nodeGpu = mod.create(flags);
   return nodeGpu;
 }
 
 /** An adapter and a device with the adapter's own buffer limits (Dawn's defaults are 256/128 MiB). */
 export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<AcquiredDevice> {
+  if (options.mmaKernel !== undefined && !MMA_VARIANTS.includes(options.mmaKernel)) {
+    throw new Error(`webgpu backend: mmaKernel must be one of ${MMA_VARIANTS.join(", ")}, got ${JSON.stringify(options.mmaKernel)}`);
+  }
   const wantMatrix = options.matrixUnits ?? true;
-  const gpu = await gpuEntry(options.toggles ?? (wantMatrix ? NODE_TOGGLES : []));
+  const gpu = await gpuEntry(options.toggles ?? (wantMatrix ? NODE_TOGGLES : []), options.disabledToggles ?? []);
   const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
   if (!adapter) {
     throw new Error(
@@ -103,6 +125,14 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
     },
   });
+  // The adapter's workgroup memory limit was requested above; a variant needing more falls back.
+  let mmaKernel = options.mmaKernel ?? "1sg";
+  let mmaNote: string | undefined;
+  const wanted = MMA_KERNELS[mmaKernel];
+  if (matrixF16 && wanted.sharedBytes > device.limits.maxComputeWorkgroupStorageSize) {
+    mmaNote = `${wanted.name} needs ${wanted.sharedBytes} bytes of workgroup memory, the device offers ${device.limits.maxComputeWorkgroupStorageSize}: using ${MMA_KERNELS["1sg"].name}`;
+    mmaKernel = "1sg";
+  }
   return {
     device,
     report: {
@@ -114,6 +144,8 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxBufferSize: device.limits.maxBufferSize,
       matrixF16,
+      mmaKernel,
+      ...(mmaNote ? { mmaNote } : {}),
       matrixConfigs,
     },
   };
@@ -123,7 +155,7 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
 export const SHADER_NAMES = [
   "add", "scale_rows", "gelu", "swiglu", "rms_norm", "layer_norm", "add_rms_norm", "rope", "rope_kv",
   "att_scores", "att_softmax", "att_pv", "att_split", "att_combine", "att_flash",
-  "dense_gemm", "dense_gemm_128", "split_f16", "dense_gemm_mma", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
+  "dense_gemm", "dense_gemm_128", "split_f16", "dense_gemm_mma", "dense_gemm_mma4", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
   "gather", "copy2d", "finite",
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];

@@ -4,7 +4,9 @@
 import type { DenseWeights, GptqWeights, Linear, LinearWeights } from "../backend.js";
 import { f16ArrayToF32 } from "../../io/fp16.js";
 import type { GpuContext, PooledBuffer } from "./context.js";
-import { MMA_TILE, encodeMma, releaseSplit, splitOperand, type SplitOperand } from "./mma.js";
+import {
+  MMA_KERNELS, encodeMma, mmaChunkRows, mmaKernelNamed, mmaWeightFits, releaseSplit, splitOperand, type MmaKernel, type SplitOperand,
+} from "./mma.js";
 
 const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
 
@@ -23,8 +25,10 @@ export const DENSE_GEMM_KERNELS = {
   dense_gemm: { tile: [64, 64], sharedBytes: 2 * 1024 * 4 },
   dense_gemm_128: { tile: [128, 128], sharedBytes: 2 * 512 * 16 },
   // On the matrix units, from split_f16's hi/lo halves of x; only where `mmaFits` (f16 weights,
-  // K % 16 == 0, chunks of whole 64-column tiles) and the device has them (matrixF16).
-  dense_gemm_mma: { tile: [MMA_TILE.m, MMA_TILE.n], sharedBytes: MMA_TILE.m * MMA_TILE.n * 4 },
+  // K % 16 == 0, chunks of whole tile.n columns) and the device has them (matrixF16). The two
+  // variants of mma.ts's MMA_KERNELS; the backend's own is ctx.mmaKernel.
+  dense_gemm_mma: { tile: [MMA_KERNELS["1sg"].tile.m, MMA_KERNELS["1sg"].tile.n], sharedBytes: MMA_KERNELS["1sg"].sharedBytes },
+  dense_gemm_mma4: { tile: [MMA_KERNELS["4sg"].tile.m, MMA_KERNELS["4sg"].tile.n], sharedBytes: MMA_KERNELS["4sg"].sharedBytes },
 } as const;
 export type DenseGemmKernel = keyof typeof DENSE_GEMM_KERNELS;
 
@@ -35,16 +39,16 @@ export type DenseGemmKernel = keyof typeof DENSE_GEMM_KERNELS;
  * 1.955 / 2.559); two other tilings (128 × 64, and 128 × 128 with K steps of 16) lost overall and
  * were removed (docs/webgpu-h200.md keeps their figures). Up to 64 rows (dense_gemm's tile height; not measured) the 128-row
  * tile would be at least half padding and make half as many workgroups, so dense_gemm stays.
- * Where the device has matrix units, encodeMatmul takes dense_gemm_mma first (mmaSplit).
+ * Where the device has matrix units, encodeMatmul takes the backend's matrix-unit kernel
+ * (ctx.mmaKernel) first (mmaSplit).
  */
 export function denseGemmKernel(M: number): DenseGemmKernel {
   return M > DENSE_GEMM_KERNELS.dense_gemm.tile[0] ? "dense_gemm_128" : "dense_gemm";
 }
 
-/** Whether dense_gemm_mma.wgsl can run this layer: f16 weights in whole 16 × 64 fragments. */
-export function mmaFits(lin: GpuLinear): boolean {
-  return lin.kind === "dense" && lin.dtype === DTYPE_CODE.f16 && lin.inFeatures % MMA_TILE.k === 0
-    && lin.dense.every((c) => c.nc % MMA_TILE.n === 0);
+/** Whether `kernel` can run this layer: f16 weights, K % tile.k == 0, chunks of whole tile.n rows. */
+export function mmaFits(lin: GpuLinear, kernel: MmaKernel): boolean {
+  return lin.kind === "dense" && lin.dtype === DTYPE_CODE.f16 && mmaWeightFits(kernel, lin.inFeatures, lin.dense.map((c) => c.nc));
 }
 
 /** One chunk of output features [n0, n0 + nc) and its buffers. */
@@ -112,6 +116,8 @@ function uploadDense(ctx: GpuContext, w: DenseWeights, bias: GPUBuffer | null): 
   // 16-bit rows of odd K straddle words: keep chunks an even number of rows so each starts on a word.
   let per = rowsPerChunk(K * esize, ctx.weightChunk - 4, "weight");
   if (esize === 2 && K % 2 === 1 && per < N) per = Math.max(2, per - (per % 2));
+  // Where the matrix units may run it (either variant), chunks of whole 128-row tiles.
+  if (ctx.matrixF16 && w.dtype === "f16" && per < N) per = mmaChunkRows(per);
   const chunks: DenseChunk[] = [];
   for (let n0 = 0; n0 < N; n0 += per) {
     const nc = Math.min(per, N - n0);
@@ -179,19 +185,23 @@ function vec4Rows(lin: GpuLinear): boolean {
 }
 
 /**
- * For a dense M > 1 product on the matrix units (the device has them, the layer fits, and no
- * other kernel is forced): x split into f16 hi/lo halves (mma.ts). Null where the FMA kernels
- * run instead.
+ * For a dense M > 1 product on the matrix units (the device has them, the layer fits the
+ * backend's variant or the forced one, and no FMA kernel is forced): the kernel and x split into
+ * f16 hi/lo halves (mma.ts). Null where the FMA kernels run instead.
  */
-function mmaSplit(ctx: GpuContext, lin: GpuLinear, M: number, xb: PooledBuffer, xOff: number): SplitOperand | null {
+function mmaSplit(ctx: GpuContext, lin: GpuLinear, M: number, xb: PooledBuffer, xOff: number): { kernel: MmaKernel; x: SplitOperand } | null {
   const forced = ctx.denseGemm;
-  if (forced !== undefined && forced !== "dense_gemm_mma") return null;
-  if (!(ctx.matrixF16 && mmaFits(lin))) {
-    if (forced) throw new Error(`matmul: dense_gemm_mma cannot run ${lin.inFeatures}→${lin.outFeatures} (${ctx.matrixF16 ? "dtype or shape" : "no f16 subgroup matrices on this device"})`);
+  const kernel = forced === undefined ? ctx.mmaKernel : mmaKernelNamed(forced);
+  if (!kernel) return null;
+  if (forced && kernel.sharedBytes > ctx.maxWorkgroupStorage) {
+    throw new Error(`matmul: ${kernel.name} needs ${kernel.sharedBytes} bytes of workgroup memory, the device offers ${ctx.maxWorkgroupStorage}`);
+  }
+  if (!(ctx.matrixF16 && mmaFits(lin, kernel))) {
+    if (forced) throw new Error(`matmul: ${kernel.name} cannot run ${lin.inFeatures}→${lin.outFeatures} (${ctx.matrixF16 ? "dtype or shape" : "no f16 subgroup matrices on this device"})`);
     return null;
   }
   const K = lin.inFeatures;
-  return splitOperand(ctx, xb, xOff, 1, M, K, { bs: 0, rs: K, cs: 1 }, MMA_TILE.m);
+  return { kernel, x: splitOperand(ctx, kernel, "a", xb, xOff, 1, M, K, { bs: 0, rs: K, cs: 1 }) };
 }
 
 /**
@@ -218,7 +228,7 @@ export function encodeMatmul(
       } else if (M === 1) {
         ctx.dispatch("dense_gemv", [N, K, c.nc, c.n0, xOff, oOff, lin.dtype, hasBias], 0, [xb, c.weight, bias, ob], ctx.grid(c.nc, 8));
       } else if (mma) {
-        encodeMma(ctx, mma, { weight: c.weight, nc: c.nc, n0: c.n0 }, 1, { buf: ob, off: oOff, ldo: N, obs: 0 }, 1, lin.bias, dummy);
+        encodeMma(ctx, mma.kernel, mma.x, { weight: c.weight, nc: c.nc, n0: c.n0 }, 1, { buf: ob, off: oOff, ldo: N, obs: 0 }, 1, lin.bias, dummy);
       } else {
         const kernel = ctx.denseGemm ?? denseGemmKernel(M);
         const { tile: [tm, tn], sharedBytes } = DENSE_GEMM_KERNELS[kernel];
@@ -229,7 +239,7 @@ export function encodeMatmul(
           [Math.ceil(c.nc / tn), Math.ceil(M / tm)]);
       }
     }
-    if (mma) releaseSplit(ctx, mma);
+    if (mma) releaseSplit(ctx, mma.x);
     return;
   }
   const seq = lin.sequentialGroups ? 1 : 0;

@@ -1,14 +1,67 @@
 // Products on the matrix units (subgroup matrices; tensor cores on NVIDIA): the operand split
-// (split_f16.wgsl) and the product (dense_gemm_mma.wgsl) as the linears and attention use them.
+// (split_f16.wgsl) and the product (dense_gemm_mma.wgsl, or dense_gemm_mma4.wgsl: MMA_KERNELS) as
+// the linears and attention use them.
 // Both kernels take strided, batched views, so attention's q·kᵀ and p·v need no copies: only
 // the splits, which the matrix units need anyway (they multiply f16, not f32).
 /// <reference types="@webgpu/types" />
 import type { Binding, GpuContext, PooledBuffer } from "./context.js";
 
-/** dense_gemm_mma.wgsl's output tile (rows of A × rows of B) and its k step. */
-export const MMA_TILE = { m: 32, n: 64, k: 16 } as const;
+/**
+ * A matrix-unit GEMM kernel: its shader, output tile (rows of A × rows of B) and k step, its
+ * workgroup size and the workgroup memory it declares (bytes). Both take the same parameters and
+ * bindings; the tile decides the operands' padding (splitDims), the grid (encodeMma) and which
+ * weight chunks fit (mmaWeightFits). The backend runs one variant (WebGpuDeviceOptions.mmaKernel).
+ */
+export interface MmaKernel {
+  readonly variant: MmaVariant;
+  readonly name: "dense_gemm_mma" | "dense_gemm_mma4";
+  readonly tile: { readonly m: number; readonly n: number; readonly k: number };
+  readonly workgroupSize: number;
+  readonly sharedBytes: number;
+}
+
+export const MMA_VARIANTS = ["1sg", "4sg"] as const;
+export type MmaVariant = (typeof MMA_VARIANTS)[number];
+
+export const MMA_KERNELS: Readonly<Record<MmaVariant, MmaKernel>> = {
+  // One subgroup per workgroup, fragments loaded straight from storage (16–23 TFLOP/s on an H200).
+  "1sg": { variant: "1sg", name: "dense_gemm_mma", tile: { m: 32, n: 64, k: 16 }, workgroupSize: 32, sharedBytes: 32 * 64 * 4 },
+  // Four subgroups sharing each k step's operand slices through workgroup memory: A hi/lo and B
+  // hi/lo slices (2·64·16 + 2·128·16 f16) and the four subgroups' block sums (4·32·64 f32).
+  "4sg": { variant: "4sg", name: "dense_gemm_mma4", tile: { m: 64, n: 128, k: 16 }, workgroupSize: 128, sharedBytes: 2 * (2 * 64 * 16 + 2 * 128 * 16) + 4 * 4 * 32 * 64 },
+};
+
+/** The variant whose shader is `name`, if any (a forced dense GEMM kernel may name one). */
+export function mmaKernelNamed(name: string): MmaKernel | undefined {
+  return Object.values(MMA_KERNELS).find((k) => k.name === name);
+}
 
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
+
+/**
+ * The padded sizes of a split operand for `kernel`: rows to the tile's m (the left operand, A)
+ * or n (the right one, B: rows of B are output columns), columns to the k step.
+ */
+export function splitDims(kernel: MmaKernel, side: "a" | "b", rows: number, cols: number): { rp: number; cp: number } {
+  return { rp: roundUp(rows, side === "a" ? kernel.tile.m : kernel.tile.n), cp: roundUp(cols, kernel.tile.k) };
+}
+
+/** Whether `kernel` can multiply by an f16 weight of K inputs held in chunks of `widths` output rows. */
+export function mmaWeightFits(kernel: MmaKernel, K: number, widths: readonly number[]): boolean {
+  return K % kernel.tile.k === 0 && widths.every((nc) => nc % kernel.tile.n === 0);
+}
+
+/**
+ * Rows per chunk of an f16 weight split over several bindings: `per` rounded down to whole tiles
+ * of the widest variant that it holds (128 rows serve both variants), so that the matrix-unit
+ * kernels can run every chunk; unchanged below 64 rows (the FMA kernels take any width).
+ */
+export function mmaChunkRows(per: number): number {
+  for (const n of [...new Set(Object.values(MMA_KERNELS).map((k) => k.tile.n))].sort((a, b) => b - a)) {
+    if (per >= n) return per - (per % n);
+  }
+  return per;
+}
 
 /** A split operand: `batches` × [rp, cp] hi and lo halves (f16) and a scale per row. */
 export interface SplitOperand {
@@ -21,13 +74,14 @@ export interface SplitOperand {
 
 /**
  * Split the batch of f32 matrices x[b][r][c] = src[off + b·bs + r·rs + c·cs] (r < rows, c < cols)
- * into f16 hi/lo halves, rows padded to `rowTile`, columns to the k step (zeros).
+ * into f16 hi/lo halves, padded with zeros as `kernel` needs its left (`side` "a") or right ("b")
+ * operand (splitDims).
  */
 export function splitOperand(
-  ctx: GpuContext, src: Binding, off: number, batches: number, rows: number, cols: number,
-  strides: { bs: number; rs: number; cs: number }, rowTile: number,
+  ctx: GpuContext, kernel: MmaKernel, side: "a" | "b", src: Binding, off: number, batches: number, rows: number, cols: number,
+  strides: { bs: number; rs: number; cs: number },
 ): SplitOperand {
-  const rp = roundUp(rows, rowTile), cp = roundUp(cols, MMA_TILE.k);
+  const { rp, cp } = splitDims(kernel, side, rows, cols);
   const hl = ctx.take(batches * 2 * rp * cp * 2);
   const sc = ctx.take(batches * rp * 4);
   ctx.dispatch("split_f16", [rows, cols, rp, cp, off, strides.bs, strides.rs, strides.cs], 0, [src, hl, sc], [rp, batches]);
@@ -50,22 +104,25 @@ export interface MmaOut {
 /**
  * out[b][m][n0 + j] = (A[b] · B[b]ᵀ)[m][j] · alpha (+ bias[n0 + j]) for m < a.rows, j < nc,
  * over `batches`. B is a split operand (rows of B = columns of the output) or an f16 weight
- * chunk [nc, K] (one batch; nc a multiple of MMA_TILE.n).
+ * chunk [nc, K] (one batch; nc a multiple of kernel.tile.n). Both operands padded for `kernel`.
  */
 export function encodeMma(
-  ctx: GpuContext, a: SplitOperand, b: SplitOperand | { weight: GPUBuffer; nc: number; n0: number }, batches: number,
+  ctx: GpuContext, kernel: MmaKernel, a: SplitOperand, b: SplitOperand | { weight: GPUBuffer; nc: number; n0: number }, batches: number,
   out: MmaOut, alpha: number, bias: Binding | null, dummy: PooledBuffer,
 ): void {
   const split = "hl" in b;
   const nc = split ? b.rows : b.nc;
   const np = split ? b.rp : b.nc;
   if (split && b.cp !== a.cp) throw new Error(`mma: operands disagree on K (${a.cp} and ${b.cp})`);
-  if (np % MMA_TILE.n !== 0 || a.rp % MMA_TILE.m !== 0) throw new Error(`mma: tiles not whole (rows ${a.rp}, columns ${np})`);
-  ctx.dispatch("dense_gemm_mma",
+  const { m: tm, n: tn, k: tk } = kernel.tile;
+  if (np % tn !== 0 || a.rp % tm !== 0 || a.cp % tk !== 0) {
+    throw new Error(`mma: ${kernel.name} needs whole ${tm} × ${tn} tiles and K % ${tk} == 0 (rows ${a.rp}, columns ${np}, K ${a.cp})`);
+  }
+  ctx.dispatch(kernel.name,
     [a.rows, nc, a.cp, a.rp, np, split ? 0 : b.n0, out.off, out.ldo, out.obs, bias ? 1 : 0, split ? 1 : 0, alpha],
     1 << 11 /* alpha: f32 */,
     [a.hl, a.sc, split ? b.hl : b.weight, split ? b.sc : dummy, bias ?? dummy, out.buf],
-    [np / MMA_TILE.n, a.rp / MMA_TILE.m, batches]);
+    [np / tn, a.rp / tm, batches]);
 }
 
 /** A [T, H, D] tensor in a buffer, from element `off`. */
@@ -82,22 +139,22 @@ export interface HeadsView {
  * Same attention as att_scores + att_softmax + att_pv, products reordered by the hardware.
  */
 export function encodeAttention(
-  ctx: GpuContext, q: HeadsView, k: HeadsView, v: HeadsView, out: HeadsView, scores: PooledBuffer,
+  ctx: GpuContext, kernel: MmaKernel, q: HeadsView, k: HeadsView, v: HeadsView, out: HeadsView, scores: PooledBuffer,
   dims: { Tq: number; Tk: number; H: number; D: number; hc: number }, causal: number, pos0: number, scale: number, dummy: PooledBuffer,
 ): void {
   const { Tq, Tk, H, D, hc } = dims;
   const row = H * D;
   for (let h0 = 0; h0 < H; h0 += hc) {
     const n = Math.min(hc, H - h0);
-    const qs = splitOperand(ctx, q.buf, q.off + h0 * D, n, Tq, D, { bs: D, rs: row, cs: 1 }, MMA_TILE.m);
-    const ks = splitOperand(ctx, k.buf, k.off + h0 * D, n, Tk, D, { bs: D, rs: row, cs: 1 }, MMA_TILE.n);
-    encodeMma(ctx, qs, ks, n, { buf: scores, off: 0, ldo: n * Tk, obs: Tk }, scale, null, dummy);
+    const qs = splitOperand(ctx, kernel, "a", q.buf, q.off + h0 * D, n, Tq, D, { bs: D, rs: row, cs: 1 });
+    const ks = splitOperand(ctx, kernel, "b", k.buf, k.off + h0 * D, n, Tk, D, { bs: D, rs: row, cs: 1 });
+    encodeMma(ctx, kernel, qs, ks, n, { buf: scores, off: 0, ldo: n * Tk, obs: Tk }, scale, null, dummy);
     releaseSplit(ctx, qs);
     releaseSplit(ctx, ks);
     ctx.dispatch("att_softmax", [Tq * n, Tk, n, causal, pos0], 0, [scores], ctx.grid(Tq * n, 1));
-    const ps = splitOperand(ctx, scores, 0, n, Tq, Tk, { bs: Tk, rs: n * Tk, cs: 1 }, MMA_TILE.m);
-    const vt = splitOperand(ctx, v.buf, v.off + h0 * D, n, D, Tk, { bs: D, rs: 1, cs: row }, MMA_TILE.n);
-    encodeMma(ctx, ps, vt, n, { buf: out.buf, off: out.off + h0 * D, ldo: row, obs: D }, 1, null, dummy);
+    const ps = splitOperand(ctx, kernel, "a", scores, 0, n, Tq, Tk, { bs: Tk, rs: n * Tk, cs: 1 });
+    const vt = splitOperand(ctx, kernel, "b", v.buf, v.off + h0 * D, n, D, Tk, { bs: D, rs: 1, cs: row });
+    encodeMma(ctx, kernel, ps, vt, n, { buf: out.buf, off: out.off + h0 * D, ldo: row, obs: D }, 1, null, dummy);
     releaseSplit(ctx, ps);
     releaseSplit(ctx, vt);
   }
