@@ -46,9 +46,10 @@ export interface WebGpuDeviceOptions {
    */
   readonly matrixUnits?: boolean;
   /**
-   * The matrix-unit GEMM (mma.ts's MMA_KERNELS; default "1sg"): "1sg" dense_gemm_mma.wgsl, one
-   * subgroup per workgroup; "4sg" dense_gemm_mma4.wgsl, four subgroups staging operands through
-   * 44 KiB of workgroup memory (falls back to "1sg", reported, on a device that offers less).
+   * The matrix-unit GEMM (mma.ts's MMA_KERNELS; default "4sg"): "4sg" dense_gemm_mma4.wgsl, four
+   * subgroups staging operands through 44 KiB of workgroup memory (falls back to "1sg", reported,
+   * on a device that offers less); "1sg" dense_gemm_mma.wgsl, one subgroup per workgroup. On an
+   * H200 4sg took the ViT's block products from 211 to 166 ms (docs/webgpu-h200.md).
    */
   readonly mmaKernel?: MmaVariant;
 }
@@ -126,7 +127,7 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
     },
   });
   // The adapter's workgroup memory limit was requested above; a variant needing more falls back.
-  let mmaKernel = options.mmaKernel ?? "1sg";
+  let mmaKernel = options.mmaKernel ?? "4sg";
   let mmaNote: string | undefined;
   const wanted = MMA_KERNELS[mmaKernel];
   if (matrixF16 && wanted.sharedBytes > device.limits.maxComputeWorkgroupStorageSize) {
