@@ -183,15 +183,15 @@ function convert16(src: usize, dst: usize, kc: i32, mode: i32): void {
  * sorted by k; a panel has a few dozen entries in a 4096-row lm_head).
  */
 function restoreListed(offs: usize, ents: usize, p: i32, pc: i32, kc: i32, dst: usize): void {
-  // The first entry with k ≥ pc, by bisection (keys k·8 + column sort as k does).
-  let lo = load<u32>(offs + (<usize>p << 2)), hi = load<u32>(offs + (<usize>p << 2), 4);
+  const e = load<u32>(offs + (<usize>p << 2), 4); // the panel's entries end here
   const first = <u32>pc << 3, end = <u32>(pc + kc) << 3;
+  // The first entry with k ≥ pc, by bisection (keys k·8 + column sort as k does).
+  let lo = load<u32>(offs + (<usize>p << 2)), hi = e;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (load<u32>(ents + (<usize>mid << 3)) < first) lo = mid + 1;
     else hi = mid;
   }
-  const e = load<u32>(offs + (<usize>p << 2), 4);
   for (let i = lo; i < e; i++) {
     const key = load<u32>(ents + (<usize>i << 3));
     if (key >= end) break;

@@ -9,7 +9,7 @@
 //   13..22 (bits 28..30 get copies of the sign), mask 0x8FFFFFFF clears those copies, and × 2^112
 //   rebiases the exponent (127 − 15): exact for normal and subnormal halves alike (a subnormal half
 //   is then an f32 subnormal times a power of two). Inf/NaN halves would come out finite, so
-//   pack.ts sends weights containing them to the GEMM path instead (hasF16InfNaN).
+//   pack.ts sends weights containing them to the GEMM path instead (f16Census).
 // Summation order per output column: bias, then k = 0, 1, …, K−1, one multiply-add each — the
 // same as gemm.ts's one-row tile, so results do not depend on the thread count (threads split
 // by panels) and match the GEMM path bit for bit — except for weights with subnormal halves:

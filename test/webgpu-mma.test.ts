@@ -18,33 +18,29 @@ import {
 import { DENSE_GEMM_KERNELS } from "../src/ops/webgpu/linear.js";
 
 
+/** The error createBackend({ name: "webgpu" }) throws with environment variable `name` set to `value` (restored after). */
+async function webgpuErrorWith(name: string, value: string): Promise<string> {
+  const before = process.env[name];
+  process.env[name] = value;
+  try {
+    let err: Error | null = null;
+    await createBackend({ name: "webgpu" }).catch((e: Error) => { err = e; });
+    return String(err);
+  } finally {
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
+  }
+}
+
 describe("QWENVL_GPU_MATRIX", () => {
   it("accepts on and off only, naming the variable", async () => {
-    const before = process.env.QWENVL_GPU_MATRIX;
-    process.env.QWENVL_GPU_MATRIX = "maybe";
-    try {
-      let err: Error | null = null;
-      await createBackend({ name: "webgpu" }).catch((e: Error) => { err = e; });
-      expect(String(err)).to.match(/QWENVL_GPU_MATRIX must be "on" or "off", got "maybe"/);
-    } finally {
-      if (before === undefined) delete process.env.QWENVL_GPU_MATRIX;
-      else process.env.QWENVL_GPU_MATRIX = before;
-    }
+    expect(await webgpuErrorWith("QWENVL_GPU_MATRIX", "maybe")).to.match(/QWENVL_GPU_MATRIX must be "on" or "off", got "maybe"/);
   });
 });
 
 describe("QWENVL_GPU_MMA_KERNEL", () => {
   it("accepts 1sg and 4sg only, naming the variable", async () => {
-    const before = process.env.QWENVL_GPU_MMA_KERNEL;
-    process.env.QWENVL_GPU_MMA_KERNEL = "8sg";
-    try {
-      let err: Error | null = null;
-      await createBackend({ name: "webgpu" }).catch((e: Error) => { err = e; });
-      expect(String(err)).to.match(/QWENVL_GPU_MMA_KERNEL must be one of "1sg", "4sg", got "8sg"/);
-    } finally {
-      if (before === undefined) delete process.env.QWENVL_GPU_MMA_KERNEL;
-      else process.env.QWENVL_GPU_MMA_KERNEL = before;
-    }
+    expect(await webgpuErrorWith("QWENVL_GPU_MMA_KERNEL", "8sg")).to.match(/QWENVL_GPU_MMA_KERNEL must be one of "1sg", "4sg", got "8sg"/);
   });
 });
 
