@@ -85,13 +85,17 @@ fn fetch(l: u32, k0: u32, a_base: u32, b_base: u32, m0: u32, j0: u32) -> Staged 
   return st;
 }
 
+// B's lo half is staged only when B is split (attention): a linear's f16 weight has none, and its
+// 16 scalar stores per invocation per step would be a third of the staging work.
 fn stage(l: u32, st: Staged) {
   for (var i = 0u; i < 4u; i++) {
     let v = l + 128u * i;
     for (var c = 0u; c < 4u; c++) {
       as_[v * 4u + c] = st.a[i][c]; // v·4 = half·1024 + row·16 + quad·4
       bs_[v * 4u + c] = st.b[i][c];
-      bs_[2048u + v * 4u + c] = st.bl[i][c];
+    }
+    if (p.b_split == 1u) {
+      for (var c = 0u; c < 4u; c++) { bs_[2048u + v * 4u + c] = st.bl[i][c]; }
     }
   }
 }
