@@ -160,6 +160,8 @@ export const SHADER_NAMES = [
   "gather", "copy2d", "finite",
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];
+/** The shaders that mma_common.wgsl (their parameters, shared bindings and output step) goes in front of, after common.wgsl. */
+const MMA_SHADERS: ReadonlySet<ShaderName> = new Set(["dense_gemm_mma", "dense_gemm_mma4"]);
 
 /** common.wgsl before a shader, the shader's `enable` and `diagnostic` directives before both (WGSL wants them first). */
 export function withCommon(common: string, code: string): string {
@@ -169,7 +171,7 @@ export function withCommon(common: string, code: string): string {
 }
 
 /**
- * Shader sources, each prefixed by common.wgsl. Node reads them from the package's
+ * Shader sources, each prefixed by common.wgsl (the matrix-unit GEMMs also by mma_common.wgsl). Node reads them from the package's
  * src/ops/webgpu/wgsl/ (found like every other package file, from src/ or dist/src/); a browser
  * fetches them relative to this module (or `baseUrl`).
  */
@@ -187,8 +189,11 @@ export async function loadShaders(baseUrl?: string | URL): Promise<Map<string, s
     if (!r.ok) throw new Error(`webgpu backend: fetching shader ${name}.wgsl failed: HTTP ${r.status}`);
     return r.text();
   };
-  const common = await get("common");
+  const [common, mmaCommon] = await Promise.all([get("common"), get("mma_common")]);
   const out = new Map<string, string>();
-  await Promise.all(SHADER_NAMES.map(async (n) => out.set(n, withCommon(common, await get(n)))));
+  await Promise.all(SHADER_NAMES.map(async (n) => {
+    const shared = MMA_SHADERS.has(n) ? `${common}\n${mmaCommon}` : common;
+    out.set(n, withCommon(shared, await get(n)));
+  }));
   return out;
 }

@@ -29,26 +29,12 @@
 enable f16;
 enable chromium_experimental_subgroup_matrix;
 
-struct Params {
-  m: u32, nc: u32, k: u32, mp: u32, np: u32, n0: u32, o_off: u32, ldo: u32, obs: u32,
-  has_bias: u32, b_split: u32, alpha: f32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
+// Params, bindings 0/2/4/5/6, A/B/C, S, KB, PER_LANE and write_out: mma_common.wgsl.
 @group(0) @binding(1) var<storage, read> hl: array<f16>;
-@group(0) @binding(2) var<storage, read> rsa: array<f32>;
 @group(0) @binding(3) var<storage, read> w: array<f16>;
-@group(0) @binding(4) var<storage, read> rsb: array<f32>;
-@group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read_write> o: array<f32>;
 
-alias A = subgroup_matrix_left<f16, 16, 16>;
-alias B = subgroup_matrix_right<f16, 16, 16>;
-alias C = subgroup_matrix_result<f32, 16, 16>;
-const S = 16u; // M = N = K of the subgroup matrix configuration
 const TM = 32u; // FM · S
 const TN = 64u; // FN · S
-const KB = 256u; // k values per accumulator block
-const PER_LANE = 64u; // TM · TN / 32 outputs per lane
 var<workgroup> tile: array<f32, 2048>; // TM · TN
 
 @compute @workgroup_size(32)
@@ -125,14 +111,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
   }
   for (var q = 0u; q < PER_LANE; q++) {
     let e = l + 32u * q;
-    let m = m0 + e / TN;
-    let jj = j0 + e % TN;
-    if (m < p.m && jj < p.nc) {
-      var s = part[q] * rsa[bz * p.mp + m];
-      if (p.b_split == 1u) { s *= rsb[bz * p.np + jj]; }
-      s *= p.alpha;
-      if (p.has_bias == 1u) { s += bias[p.n0 + jj]; }
-      o[p.o_off + bz * p.obs + m * p.ldo + p.n0 + jj] = s;
-    }
+    write_out(part[q], bz, m0 + e / TN, j0 + e % TN);
   }
 }
