@@ -10,7 +10,7 @@ import type { WebGpuBackend } from "../src/ops/webgpu/backend.js";
 import { f16ToF32, f32ArrayToF16 } from "../src/io/fp16.js";
 import { acquire, ctxOf, rand, recordDispatches } from "./webgpu-acquire.js";
 import { relL2 } from "../src/conformance/compare.js";
-import { withCommon } from "../src/ops/webgpu/device.js";
+import { loadShaders, SHADER_NAMES, withCommon } from "../src/ops/webgpu/device.js";
 import { createBackend } from "../src/ops/select.js";
 import {
   MMA_KERNELS, MMA_VARIANTS, mmaChunkRows, mmaKernelNamed, mmaWeightFits, releaseSplit, splitDims, splitOperand,
@@ -94,6 +94,23 @@ describe("shader assembly", () => {
   it("a shader's enable and diagnostic directives go before common.wgsl (WGSL wants directives first)", () => {
     const code = "// x\nenable f16;\ndiagnostic(off, derivative_uniformity);\nfn main() {}\n";
     expect(withCommon("fn shared() {}", code)).to.equal("enable f16;\ndiagnostic(off, derivative_uniformity);\nfn shared() {}\n// x\nfn main() {}\n");
+  });
+
+  it("mma_common.wgsl goes in front of the two matrix-unit GEMMs only, after common.wgsl and their directives", async () => {
+    const shaders = await loadShaders();
+    expect([...shaders.keys()].sort()).to.deep.equal([...SHADER_NAMES].sort());
+    for (const [name, code] of shaders) {
+      const mma = name === "dense_gemm_mma" || name === "dense_gemm_mma4";
+      expect(code.includes("fn write_out("), name).to.equal(mma);
+      if (!mma) continue;
+      expect(code.startsWith("enable f16;\nenable chromium_experimental_subgroup_matrix;\n"), name).to.equal(true);
+      const common = code.indexOf("fn f16_to_f32("); // common.wgsl, then mma_common.wgsl, then the shader
+      expect(common, name).to.be.greaterThan(0);
+      expect(code.indexOf("struct Params"), name).to.be.greaterThan(common);
+      expect(code.indexOf("fn main("), name).to.be.greaterThan(code.indexOf("fn write_out("));
+      expect(code.match(/struct Params/g)?.length, name).to.equal(1); // declared once, in mma_common
+      expect(code.match(/@binding\((\d)\)/g)?.sort(), name).to.deep.equal([0, 1, 2, 3, 4, 5, 6].map((b) => `@binding(${b})`));
+    }
   });
 });
 
