@@ -3,6 +3,9 @@
 // prefill tokens/s of a --prompt-tokens prompt with one image, decode tokens/s of --decode-tokens
 // greedy steps after it (--repeats times, rewound to the prompt each time; median), peak RSS, and
 // per phase (image, prefill, decode token) the time of every backend op with its achieved rate.
+// Each image's time is also given in three parts: vision_preprocess_s (the host's file decode and
+// resize to 448²), vision_encode_s (the tower's graph; on WebGPU its recording and submitting) and
+// vision_wait_s (until a row of the embeddings is on the host).
 // Run from bench.ts (`npm run bench -- --model DIR`, limits from the same run) or alone:
 //
 //   npx node dist/bench/e2e.js --checkpoint DIR|synthetic [--image FILE] [--prompt-tokens 300]
