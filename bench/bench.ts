@@ -102,15 +102,21 @@ function report(r: Row): void {
 // ---------------------------------------------------------------- limits
 type Lim = { f32: number; dot: number; dot8: number; mem: number };
 
+/**
+ * Ops per thread per round of assembly/peak.ts's register-only loops: f32, 12 FMA chains × 4 lanes
+ * × 2; dot_i16, 8 dots × 8 lanes × 2; dot_i8, 10 dots × 16 lanes × 2.
+ */
+export const PEAK_OPS = { peak_f32_t: 12 * 4 * 2, peak_dot_i16_t: 8 * 8 * 2, peak_dot_i8_t: 10 * 16 * 2 } as const;
+
 /** Register-only peaks of assembly/peak.ts on all of b's threads, `it` rounds each (mem left 0). */
 function computePeaks(b: WasmBackend, it: number): Lim {
   const t = b.threads;
   const out = b.scratch(64);
-  const rate = (fn: string, args: number[], ops: number): number => (t * it * ops) / time(() => b.runKernel(fn, [it, ...args, out.ptr], t)) / 1e9;
+  const rate = (fn: keyof typeof PEAK_OPS, args: number[]): number => (t * it * PEAK_OPS[fn]) / time(() => b.runKernel(fn, [it, ...args, out.ptr], t)) / 1e9;
   return {
-    f32: rate("peak_f32_t", [1.0000001, 1e-7], 12 * 4 * 2),
-    dot: rate("peak_dot_i16_t", [3, 5], 8 * 8 * 2),
-    dot8: rate("peak_dot_i8_t", [3, 5], 10 * 16 * 2),
+    f32: rate("peak_f32_t", [1.0000001, 1e-7]),
+    dot: rate("peak_dot_i16_t", [3, 5]),
+    dot8: rate("peak_dot_i8_t", [3, 5]),
     mem: 0,
   };
 }

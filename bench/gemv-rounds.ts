@@ -10,6 +10,7 @@ import { Tensor, type GptqWeights } from "../src/ops/backend.js";
 import { WasmBackend } from "../src/ops/wasm/backend.js";
 import { f32ToF16 } from "../src/io/fp16.js";
 import { median, timeMedian } from "./stats.js";
+import { PEAK_OPS } from "./bench.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -54,8 +55,6 @@ const x = new Tensor([1, K], Float32Array.from({ length: K }, () => rnd() * 2 - 
 // int8 products (a third of the dot_i8 peak; bench.ts).
 const perWeight = KERNEL === "fast" ? 1 : KERNEL === "i16x2" ? 2 : 3;
 const peakKernel = KERNEL === "i8x3" ? "peak_dot_i8_t" : "peak_dot_i16_t";
-// Ops per thread of one peak call: i16, 8 dots × 8 lanes × 2; i8, 10 dots × 16 lanes × 2 (bench.ts).
-const peakOps = KERNEL === "i8x3" ? 10 * 16 * 2 : 128;
 const out = b.scratch(64);
 const it = 2e6;
 const readBytes = COLD ? 2 ** 28 : 2 ** 27; // 128 MiB (256 with --cold), filled first (untouched pages would read as the zero page)
@@ -65,7 +64,7 @@ new Uint8Array(buf.f32(readBytes / 4).buffer, buf.ptr, readBytes).fill(7);
 
 const rows: Record<"dot" | "read" | "limit" | "gbps" | "pct", number[]> = { dot: [], read: [], limit: [], gbps: [], pct: [] };
 for (let r = 0; r < ROUNDS; r++) {
-  const dot = (THREADS * it * peakOps) / time(() => b.runKernel(peakKernel, [it, 3, 5, out.ptr], THREADS), 5) / 1e9;
+  const dot = (THREADS * it * PEAK_OPS[peakKernel]) / time(() => b.runKernel(peakKernel, [it, 3, 5, out.ptr], THREADS), 5) / 1e9;
   const read = readBytes / time(() => b.runKernel("stream_read_t", [buf.ptr, per, out.ptr], THREADS), 5) / 1e9;
   // Staged after the probes (they use the same arena scratch); untimed calls first: the first
   // calls after the read run slow (bench.ts).

@@ -1,7 +1,7 @@
 // Getting a WebGPU device: `navigator.gpu` in browsers, the `webgpu` npm package (Dawn's
 // dawn.node) in Node — imported dynamically so that the CPU backends never load it.
 /// <reference types="@webgpu/types" />
-import { MMA_KERNELS, MMA_VARIANTS, type MmaVariant } from "./mma.js";
+import { MMA_KERNELS, MMA_VARIANTS, mmaKernelNamed, type MmaVariant } from "./mma.js";
 
 /** What the backend learned about its adapter (reported in the backend's name, for benchmarks). */
 export interface AdapterReport {
@@ -160,8 +160,6 @@ export const SHADER_NAMES = [
   "gather", "copy2d", "finite",
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];
-/** The shaders that mma_common.wgsl (their parameters, shared bindings and output step) goes in front of, after common.wgsl. */
-const MMA_SHADERS: ReadonlySet<ShaderName> = new Set(["dense_gemm_mma", "dense_gemm_mma4"]);
 
 /** common.wgsl before a shader, the shader's `enable` and `diagnostic` directives before both (WGSL wants them first). */
 export function withCommon(common: string, code: string): string {
@@ -192,7 +190,9 @@ export async function loadShaders(baseUrl?: string | URL): Promise<Map<string, s
   const [common, mmaCommon] = await Promise.all([get("common"), get("mma_common")]);
   const out = new Map<string, string>();
   await Promise.all(SHADER_NAMES.map(async (n) => {
-    const shared = MMA_SHADERS.has(n) ? `${common}\n${mmaCommon}` : common;
+    // mma_common.wgsl (parameters, shared bindings, output step) goes after common.wgsl in front
+    // of the matrix-unit GEMMs, the shaders of mma.ts's MMA_KERNELS.
+    const shared = mmaKernelNamed(n) ? `${common}\n${mmaCommon}` : common;
     out.set(n, withCommon(shared, await get(n)));
   }));
   return out;
