@@ -3,9 +3,10 @@
 // prefill tokens/s of a --prompt-tokens prompt with one image, decode tokens/s of --decode-tokens
 // greedy steps after it (--repeats times, rewound to the prompt each time; median), peak RSS, and
 // per phase (image, prefill, decode token) the time of every backend op with its achieved rate.
-// Each image's time is also given in three parts: vision_preprocess_s (the host's file decode and
-// resize to 448²), vision_encode_s (the tower's graph; on WebGPU its recording and submitting) and
-// vision_wait_s (until a row of the embeddings is on the host).
+// Each image's time is also given in three parts: vision_decode_s (the host's file decode),
+// vision_graph_s (the resize to 448² and normalisation — Backend.imagePixels — and the tower; on
+// WebGPU the recording and submitting of their dispatches, resize included) and vision_wait_s
+// (until a row of the embeddings is on the host).
 // Run from bench.ts (`npm run bench -- --model DIR`, limits from the same run) or alone:
 //
 //   npx node dist/bench/e2e.js --checkpoint DIR|synthetic [--image FILE] [--prompt-tokens 300]
@@ -33,7 +34,7 @@ import type { ModelConfig } from "../src/config.js";
 import { TimedBackend, type OpStat } from "./timed-backend.js";
 import { median } from "./stats.js";
 import { Checkpoint } from "../src/io/checkpoint.js";
-import { preprocessImage } from "../src/image/preprocess.js";
+import { loadImage } from "../src/image/decode.js";
 import type { Tensor } from "../src/ops/backend.js";
 
 /** Multiply-adds ×2 of one image through visual.py's VisionTransformer.forward. */
@@ -226,32 +227,35 @@ export async function runE2E(opts: E2EOptions, lim: Limits): Promise<E2EResult> 
     const bytes = new Uint8Array(fs.readFileSync(image));
     const vt: number[] = [];
     // Each run in three parts (the body of QwenVL.encodeImage, timed apart): the host's file
-    // decode and resize to 448², the tower's encoding (on the WASM backend its whole work; on
-    // WebGPU the recording and submitting of its dispatches), and the wait until a row of the
-    // embeddings is on the host (a GPU backend may still be running the tower).
-    const parts = { preprocess: [] as number[], encode: [] as number[], wait: [] as number[] };
+    // decode; the graph — the resize and normalisation (imagePixels) and the tower — which on the
+    // CPU backends is their whole work and on WebGPU the recording and submitting of their
+    // dispatches; and the wait until a row of the embeddings is on the host (a GPU backend may
+    // still be running the resize and the tower).
+    const parts = { decode: [] as number[], graph: [] as number[], wait: [] as number[] };
     let embeds = null as Tensor | null;
     for (let i = 0; i < visionRuns; i++) {
       tb.stats.clear();
       tb.recording = i === visionRuns - 1;
       t = performance.now();
-      const { pixels } = await preprocessImage(bytes, { imageSize: model.config.visual.imageSize, name: path.basename(image) });
+      const img = await loadImage(bytes, { name: path.basename(image) });
       const t1 = performance.now();
-      embeds = model.encodePixels(pixels);
+      const pixels = tb.imagePixels(img.rgb, img.width, img.height, model.config.visual.imageSize);
+      embeds = model.vision.encode(pixels);
+      tb.release(pixels);
       const t2 = performance.now();
       await tb.read(tb.sliceRows(embeds, 0, 1));
       const t3 = performance.now();
       vt.push((t3 - t) / 1000);
-      parts.preprocess.push((t1 - t) / 1000);
-      parts.encode.push((t2 - t1) / 1000);
+      parts.decode.push((t1 - t) / 1000);
+      parts.graph.push((t2 - t1) / 1000);
       parts.wait.push((t3 - t2) / 1000);
-      log(`  image ${i + 1}/${visionRuns}: ${vt[i].toFixed(2)} s (decode and resize ${(t1 - t).toFixed(0)} ms, tower ${(t2 - t1).toFixed(0)} ms, wait ${(t3 - t2).toFixed(0)} ms)`);
+      log(`  image ${i + 1}/${visionRuns}: ${vt[i].toFixed(2)} s (decode ${(t1 - t).toFixed(0)} ms, resize and tower ${(t2 - t1).toFixed(0)} ms, wait ${(t3 - t2).toFixed(0)} ms)`);
     }
     const rest = <T>(a: T[]): T[] => (a.length > 1 ? a.slice(1) : a);
     json.vision_first_s = vt[0];
     json.vision_s = median(rest(vt));
-    json.vision_preprocess_s = median(rest(parts.preprocess));
-    json.vision_encode_s = median(rest(parts.encode));
+    json.vision_decode_s = median(rest(parts.decode));
+    json.vision_graph_s = median(rest(parts.graph));
     json.vision_wait_s = median(rest(parts.wait));
     json.vision_runs_s = vt.map((x) => Number(x.toFixed(3)));
     json.vision_gflops = visionFlops(model.config) / json.vision_s / 1e9;

@@ -125,6 +125,10 @@ export class TimedBackend implements Backend {
     return this.copy("zeros", 4 * shape.reduce((a, b) => a * b, 1), () => this.inner.zeros(shape, options));
   }
 
+  imagePixels(rgb: Uint8Array, width: number, height: number, size: number): Tensor {
+    return this.copy("imagePixels", rgb.length + 12 * size * size, () => this.inner.imagePixels(rgb, width, height, size));
+  }
+
   /** Not timed as an op: its cost is waiting for the backend, which the caller's phase time holds. */
   read(t: Tensor): Promise<Float32Array> {
     return this.inner.read(t);
@@ -164,6 +168,10 @@ export class TimedBackend implements Backend {
 
   sliceRows(x: Tensor, start: number, n: number): Tensor {
     return this.copy("sliceRows", 0, () => this.inner.sliceRows(x, start, n)); // a view
+  }
+
+  patchRows(x: Tensor, P: number): Tensor {
+    return this.copy("patchRows", 8 * count(x), () => this.inner.patchRows(x, P));
   }
 
   writeRows(dst: Tensor, start: number, src: Tensor): void {

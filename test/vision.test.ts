@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { ReferenceBackend } from "../reference/backend.js";
 import { VarBuilder } from "../src/io/var-builder.js";
 import { f16ToF32, f32ToF16 } from "../src/io/fp16.js";
-import { VisionTower, extractPatches } from "../src/model/vision.js";
+import { VisionTower } from "../src/model/vision.js";
+import { hostData } from "../src/ops/host.js";
 import { sincosOmega, sincosPosEmbed2d } from "../src/model/sincos.js";
 import { runVisionCase } from "../src/conformance/vision.js";
 
@@ -21,8 +22,10 @@ describe("vision tower", function () {
   it("flattens patches in raster order, each as (channel, row, column) like conv1.weight", () => {
     const S = 4, P = 2;
     const pixels = new Float32Array(3 * S * S).map((_, i) => i); // value = c·16 + y·4 + x
-    const t = extractPatches(pixels, S, P);
-    expect(t.length).to.equal(4 * 12); // [4 patches, 3·2·2]
+    const be = new ReferenceBackend();
+    const rows = be.patchRows(be.fromHost(pixels, [3, S, S]), P);
+    expect(rows.shape).to.deep.equal([4, 12]); // [4 patches, 3·2·2]
+    const t = hostData(rows);
     // patch 1 = (py 0, px 1): rows 0-1, columns 2-3 of each channel.
     expect(Array.from(t.subarray(12, 24))).to.deep.equal([2, 3, 6, 7, 18, 19, 22, 23, 34, 35, 38, 39]);
     // patch 2 = (py 1, px 0).

@@ -18,22 +18,36 @@ export interface PreprocessOptions {
   maxMegapixels?: number;
 }
 
+let clipTable: Float32Array | null = null;
+
 /**
- * HWC uint8 → CHW float32 exactly as torchvision computes it: ToTensor divides by 255 in float32,
- * Normalize subtracts the float32 mean and divides by the float32 std (tensor.sub_(mean).div_(std)),
- * each step rounded to float32.
+ * ToTensor + Normalize of one byte value v of channel c, as torchvision computes it: ToTensor
+ * divides by 255 in float32, Normalize subtracts the float32 mean and divides by the float32 std
+ * (tensor.sub_(mean).div_(std)), each step rounded to float32. One value per byte, so a table of
+ * 3 × 256 entries (channel-major: [c·256 + v]) is both exact and fast; the WebGPU backend uploads
+ * the same table (src/ops/webgpu/image.ts). Made once; callers must not modify it.
  */
+export function clipNormalizeTable(): Float32Array {
+  if (clipTable) return clipTable;
+  const f = Math.fround;
+  const lut = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    const mean = f(CLIP_MEAN[c]), std = f(CLIP_STD[c]);
+    for (let v = 0; v < 256; v++) lut[c * 256 + v] = f(f(f(v / 255) - mean) / std);
+  }
+  clipTable = lut;
+  return lut;
+}
+
+/** HWC uint8 → CHW float32 through clipNormalizeTable (ToTensor + Normalize, visual.py:359-360). */
 export function normalizeCLIP(pixelsU8: Uint8Array, size: number): Float32Array {
   const n = size * size;
   if (pixelsU8.length !== n * 3) throw new Error(`normalizeCLIP: expected ${n * 3} bytes for ${size}x${size} RGB, got ${pixelsU8.length}`);
   const out = new Float32Array(3 * n);
-  const f = Math.fround;
+  const lut = clipNormalizeTable();
   for (let c = 0; c < 3; c++) {
-    const mean = f(CLIP_MEAN[c]), std = f(CLIP_STD[c]);
-    // One value per byte: a 256-entry table is both exact and fast.
-    const lut = new Float32Array(256);
-    for (let v = 0; v < 256; v++) lut[v] = f(f(f(v / 255) - mean) / std);
-    for (let i = 0; i < n; i++) out[c * n + i] = lut[pixelsU8[i * 3 + c]];
+    const base = c * 256;
+    for (let i = 0; i < n; i++) out[c * n + i] = lut[base + pixelsU8[i * 3 + c]];
   }
   return out;
 }

@@ -26,7 +26,7 @@ function bicubic(x: number): number {
 }
 
 /** Per output index: first source index, tap count, and `ksize` fixed-point weights. */
-interface Coeffs {
+export interface Coeffs {
   ksize: number;
   xmin: Int32Array;
   count: Int32Array;
@@ -72,6 +72,38 @@ function precomputeCoeffs(inSize: number, outSize: number): Coeffs {
   return { ksize, xmin, count, weights };
 }
 
+/** One resize's passes and coefficients, as ImagingResampleInner runs them (resamplePlan). */
+export interface ResamplePlan {
+  readonly hor: Coeffs | null;
+  readonly vert: Coeffs | null;
+  readonly yFirst: number;
+  readonly rows: number;
+}
+
+/**
+ * What `ImagingResampleInner` does for a w×h → outW×outH resize: the coefficients of each pass
+ * that runs (null: that dimension is unchanged and the pass is skipped), and the source rows
+ * [yFirst, yFirst + rows) the horizontal pass covers — only those the vertical pass reads
+ * (Resample.c: `ybox_first = bounds_vert[0]`, `ybox_last = bounds_vert[ysize*2-2] + bounds_vert[ysize*2-1]`).
+ * Shared by resizeBicubicPIL and the WebGPU backend's resize (src/ops/webgpu/image.ts).
+ */
+export function resamplePlan(w: number, h: number, outW: number, outH: number): ResamplePlan {
+  for (const [name, v] of [["width", w], ["height", h], ["outW", outW], ["outH", outH]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`resizeBicubicPIL: ${name} must be a positive integer, got ${v}`);
+  }
+  // The vertical bounds decide the rows even when that pass is skipped (then they are all h rows).
+  const vert = precomputeCoeffs(h, outH);
+  const yFirst = vert.xmin[0];
+  const yLast = vert.xmin[outH - 1] + vert.count[outH - 1];
+  // ImagingResampleInner: a pass runs only when that dimension changes (the box is the full image).
+  return {
+    hor: outW !== w ? precomputeCoeffs(w, outW) : null,
+    vert: outH !== h ? vert : null,
+    yFirst,
+    rows: yLast - yFirst,
+  };
+}
+
 /** Resample.c `clip8`: the rounded accumulator shifted down and clamped to a byte. */
 function clip8(acc: number): number {
   const v = acc >> PRECISION_BITS;
@@ -85,28 +117,19 @@ function clip8(acc: number): number {
 export function resizeBicubicPIL(
   src: Uint8Array, w: number, h: number, outW: number, outH: number, channels = 3,
 ): Uint8Array {
-  for (const [name, v] of [["width", w], ["height", h], ["outW", outW], ["outH", outH]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`resizeBicubicPIL: ${name} must be a positive integer, got ${v}`);
-  }
+  const plan = resamplePlan(w, h, outW, outH);
   if (src.length !== w * h * channels) {
     throw new Error(`resizeBicubicPIL: buffer has ${src.length} bytes, expected ${w}x${h}x${channels} = ${w * h * channels}`);
   }
   const C = channels;
   const half = 1 << (PRECISION_BITS - 1);
-  const vert = precomputeCoeffs(h, outH);
-  // ImagingResampleInner: a pass runs only when that dimension changes (the box is the full image).
-  const needH = outW !== w;
-  const needV = outH !== h;
+  const { hor, vert, yFirst, rows } = plan;
 
-  // Horizontal pass over the source rows [yFirst, yLast) that the vertical pass reads.
+  // Horizontal pass over the source rows [yFirst, yFirst + rows) that the vertical pass reads.
   let tmp = src;
   let tmpW = w;
   let rowOffset = 0; // index of tmp's first row in source coordinates
-  if (needH) {
-    const yFirst = vert.xmin[0];
-    const yLast = vert.xmin[outH - 1] + vert.count[outH - 1];
-    const hor = precomputeCoeffs(w, outW);
-    const rows = yLast - yFirst;
+  if (hor) {
     tmp = new Uint8Array(outW * rows * C);
     for (let y = 0; y < rows; y++) {
       const srcRow = (y + yFirst) * w * C;
@@ -134,7 +157,7 @@ export function resizeBicubicPIL(
     tmpW = outW;
     rowOffset = yFirst;
   }
-  if (!needV) return tmp === src ? src.slice() : tmp;
+  if (!vert) return tmp === src ? src.slice() : tmp;
 
   const out = new Uint8Array(tmpW * outH * C);
   const rowLen = tmpW * C;

@@ -30,7 +30,7 @@ import type { CheckpointSource } from "../io/source.js";
 import { loadGenerationDefaultsFrom, type GenerationDefaults, type ModelConfig, type QwenConfig } from "../config.js";
 import { VisionTower, type TraceFn } from "./vision.js";
 import { KvCache, QwenDecoder, type ForwardOptions } from "./qwen.js";
-import { preprocessImage } from "../image/preprocess.js";
+import { loadImage } from "../image/decode.js";
 import { findImageSpans, type ImageSpan } from "../tokenizer/image-spans.js";
 
 export interface QwenVLLoadOptions {
@@ -99,13 +99,20 @@ export class QwenVL {
   }
 
   /**
-   * Image file bytes (JPEG/PNG/...) → preprocess (visual.py:352-361) → vision tower → [256, C].
+   * Image file bytes (JPEG/PNG/...) → [256, C]: decoded on the host (visual.py:422-423,
+   * `Image.open(...).convert("RGB")`), resized and normalised by the backend (visual.py:354-360;
+   * on WebGPU on the device, so the host's share is the decode), then the vision tower.
    * options.maxMegapixels bounds the declared image size (src/image/limits.ts; default Pillow's);
-   * options.trace sees the vision tower's named intermediates (VisionTower.encode).
+   * options.trace sees "pixels" and the vision tower's named intermediates (VisionTower.encode).
    */
   async encodeImage(bytes: Uint8Array, name = "image", options: { maxMegapixels?: number; trace?: TraceFn } = {}): Promise<Tensor> {
-    const { pixels } = await preprocessImage(bytes, { imageSize: this.config.visual.imageSize, name, maxMegapixels: options.maxMegapixels });
-    return this.encodePixels(pixels, options.trace);
+    const img = await loadImage(bytes, { name, maxMegapixels: options.maxMegapixels });
+    const pixels = this.backend.imagePixels(img.rgb, img.width, img.height, this.config.visual.imageSize);
+    try {
+      return this.vision.encode(pixels, options.trace);
+    } finally {
+      this.backend.release(pixels);
+    }
   }
 
   /** Normalised pixels [3, S, S] → [256, C]. */

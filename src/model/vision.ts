@@ -2,8 +2,8 @@
 // that turns 1024 patch features into 256 image embeddings of the LLM's width.
 // Reference: /work/shared/upstream/visual.py (VisionTransformer.forward, visual.py:398-420).
 //
-//   pixels [3, S, S] (normalised)                      S = 448, P = 14, G = S/P = 32
-//   → conv1 (P×P, stride P, no bias) as a GEMM over the G² patches    x [G², width]
+//   pixels [3, S, S] (normalised)                      S = 448, P = 14, G = S/P = 32   trace "pixels"
+//   → conv1 (P×P, stride P, no bias) as a GEMM over the G² patches (patchRows)   x [G², width]
 //   → + positional_embedding (16×16 table, torch-bicubic resized to G×G)
 //   → ln_pre                                                          trace "vit.ln_pre"
 //   → `layers` × VisualAttentionBlock (pre-LN, GELU MLP)              trace "vit.block.K"
@@ -250,23 +250,30 @@ export class VisionTower {
   }
 
   /**
-   * Encode one normalised image `pixels` [3, S, S] (ToTensor + Normalize, visual.py:353-359; see
-   * src/image/preprocess.ts `preprocessImage` / `normalizeCLIP`) into
-   * [nQueries, outputDim] embeddings. `trace` sees the named intermediates.
+   * Encode one normalised image `pixels` [3, S, S] (ToTensor + Normalize, visual.py:354-360) into
+   * [nQueries, outputDim] embeddings. `pixels` is a tensor of this backend (Backend.imagePixels,
+   * as QwenVL.encodeImage makes it; it stays the caller's) or host values (src/image/preprocess.ts
+   * `preprocessImage` / `normalizeCLIP`), uploaded here. `trace` sees "pixels" and the named
+   * intermediates.
    */
-  encode(pixels: Float32Array, trace?: TraceFn): Tensor {
+  encode(pixels: Tensor | Float32Array, trace?: TraceFn): Tensor {
     const be = this.backend;
     const { width, heads, imageSize: S, patchSize: P } = this.config;
-    if (pixels.length !== 3 * S * S) {
-      throw new Error(`VisionTower.encode: pixels have ${pixels.length} values, expected 3×${S}×${S} = ${3 * S * S}`);
+    const host = pixels instanceof Float32Array;
+    if (host ? pixels.length !== 3 * S * S : pixels.shape.join(",") !== `3,${S},${S}`) {
+      const got = host ? `${pixels.length} values` : `shape [${pixels.shape.join(", ")}]`;
+      throw new Error(`VisionTower.encode: pixels have ${got}, expected 3×${S}×${S} = ${3 * S * S} values`);
     }
     const G = this.grid;
     const T = G * G;
 
     // Intermediates go back to the backend once dead (src/ops/backend.ts, "Storage ownership").
     const release = (...ts: Tensor[]): void => be.release(...ts);
+    const input = host ? be.fromHost(pixels, [3, S, S]) : pixels; // input: [3, S, S]
+    trace?.("pixels", input);
     // visual.py:405-407: conv1, flatten, permute — one GEMM over the flattened patches.
-    const patches = be.fromHost(extractPatches(pixels, S, P), [T, 3 * P * P]); // patches: [T, 3·P·P]
+    const patches = be.patchRows(input, P); // patches: [T, 3·P·P]
+    if (host) release(input);
     const embedded = be.matmul(patches, this.conv1); // x: [T, width]
     const posAdded = be.add(embedded, this.posEmbed); // visual.py:409, x: [T, width]
     let x = be.layerNorm(posAdded, this.lnPre.weight, this.lnPre.bias, LN_EPS); // visual.py:411
@@ -335,27 +342,4 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   const t = new Float32Array(a.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
   return t;
-}
-
-/**
- * Non-overlapping P×P patches of `pixels` [3, S, S], one row per patch in raster order (py·G + px,
- * the order of conv1's flattened output, visual.py:406), each flattened as (c, ky, kx) like
- * conv1.weight [width, 3, P, P].
- */
-export function extractPatches(pixels: Float32Array, S: number, P: number): Float32Array {
-  const G = S / P;
-  const L = 3 * P * P;
-  const out = new Float32Array(G * G * L);
-  for (let py = 0; py < G; py++) {
-    for (let px = 0; px < G; px++) {
-      const base = (py * G + px) * L;
-      for (let c = 0; c < 3; c++) {
-        for (let ky = 0; ky < P; ky++) {
-          const src = c * S * S + (py * P + ky) * S + px * P;
-          out.set(pixels.subarray(src, src + P), base + (c * P + ky) * P);
-        }
-      }
-    }
-  }
-  return out;
 }

@@ -12,7 +12,8 @@
 // - A Tensor is a handle: a shape and backend-owned storage (a Float32Array for the CPU backends, a
 //   region of a GPU buffer for WebGPU). Values leave a backend only through `read`, which is async.
 // - Values enter through `fromHost` (constants at load time: norm weights, tables; small per-call
-//   inputs: rotary tables) and weights through `linear` / `embedding`, which may repack or upload.
+//   inputs: rotary tables), images through `imagePixels` (decoded bytes: the resize happens in the
+//   backend), and weights through `linear` / `embedding`, which may repack or upload.
 // - Ops run in issue order and return new tensors; they never modify their inputs. The
 //   exceptions are `writeRows`, which writes into its destination (the KV cache, the prompt's
 //   image positions) and is named for it, and `ropeWriteKv`, which writes the KV cache likewise.
@@ -225,6 +226,16 @@ export interface Backend {
   /** A zero-filled tensor. */
   zeros(shape: readonly number[], options?: ZerosOptions): Tensor;
 
+  /**
+   * The vision tower's input from a decoded image: `rgb` (8-bit RGB interleaved, [height, width,
+   * 3], as loadImage returns it) resized to size×size with Pillow's BICUBIC and CLIP-normalised,
+   * as [3, size, size] f32 — bit for bit normalizeCLIP(resizeBicubicPIL(rgb, width, height, size,
+   * size), size) of src/image/ (the reference's transform, visual.py:354-360). A GPU backend
+   * resizes on the device (the host only uploads the bytes); an image too large for one of its
+   * buffers is an error saying so.
+   */
+  imagePixels(rgb: Uint8Array, width: number, height: number, size: number): Tensor;
+
   /** The values of t (a fresh array the caller owns), as of this point in the op stream. */
   read(t: Tensor): Promise<Float32Array>;
 
@@ -255,6 +266,13 @@ export interface Backend {
    * sharing x's storage (a view: valid while x is, and it sees later writeRows into x).
    */
   sliceRows(x: Tensor, start: number, n: number): Tensor;
+
+  /**
+   * The non-overlapping P×P patches of x [C, H, W] (H and W multiples of P) as rows, in raster
+   * order over the patch grid, each flattened (c, ky, kx): [(H/P)·(W/P), C·P·P]. The ViT's conv1
+   * (stride = kernel = P) is one matmul over these rows (visual.py:405-407).
+   */
+  patchRows(x: Tensor, P: number): Tensor;
 
   /**
    * In place: dst's rows start..start+src.shape[0]−1 (leading dimension) ← src. src's other

@@ -68,3 +68,22 @@ export function checkWriteRows(dst: Tensor, start: number, src: Tensor): number 
   }
   return lead === 0 ? 0 : dst.size / lead;
 }
+
+/** imagePixels: the sizes are positive integers and rgb holds width·height RGB pixels. */
+export function checkImagePixels(rgb: Uint8Array, width: number, height: number, size: number): void {
+  for (const [name, v] of [["width", width], ["height", height], ["size", size]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`imagePixels: ${name} must be a positive integer, got ${v}`);
+  }
+  if (rgb.length !== width * height * 3) {
+    throw new Error(`imagePixels: ${rgb.length} bytes of RGB, expected ${width}×${height}×3 = ${width * height * 3}`);
+  }
+}
+
+/** patchRows: x is [C, H, W] with H and W multiples of P. Returns [C, H, W]. */
+export function checkPatchRows(x: Tensor, P: number): [number, number, number] {
+  const [C, H, W] = x.shape;
+  if (x.shape.length !== 3 || !Number.isInteger(P) || P < 1 || H % P !== 0 || W % P !== 0) {
+    throw new Error(`patchRows: x [${x.shape.join(", ")}] must be [C, H, W] with H and W multiples of the patch size ${P}`);
+  }
+  return [C, H, W];
+}

@@ -1,7 +1,8 @@
 // Host tensors: the storage of the CPU backends (reference/, src/ops/wasm/) is a plain Float32Array.
 // This file holds what those backends share — reading a host tensor synchronously (hostData), and
-// the data-movement ops of the Backend interface (fromHost, zeros, read, gather, slices, writeRows,
-// checkFinite), which on a CPU are plain typed-array copies. The math ops stay per backend.
+// the data-movement ops of the Backend interface (fromHost, zeros, read, gather, slices, patchRows,
+// writeRows, checkFinite), which on a CPU are plain typed-array copies, and imagePixels, which on a
+// CPU is src/image/'s own resize and normalisation. The math ops stay per backend.
 //
 // A GPU backend has its own versions of all of these (src/ops/webgpu/): nothing here may be used
 // by the model graph, which sees only the Backend interface.
@@ -11,8 +12,11 @@ import {
 import { bf16ArrayToF32, f16ArrayToF32 } from "../io/fp16.js";
 import { assertFinite } from "../io/finite.js";
 import {
-  checkColumnRange, checkEmbeddingWeights, checkGatherIds, checkRowIndices, checkRowRange, checkWriteRows, shapeSize,
+  checkColumnRange, checkEmbeddingWeights, checkGatherIds, checkImagePixels, checkPatchRows, checkRowIndices, checkRowRange,
+  checkWriteRows, shapeSize,
 } from "./checks.js";
+import { resizeBicubicPIL } from "../image/resize.js";
+import { normalizeCLIP } from "../image/preprocess.js";
 
 /** A tensor whose storage is host memory. */
 export type HostTensor = Tensor<Float32Array>;
@@ -65,6 +69,11 @@ export abstract class HostBackendBase {
     const out = this.alloc(n);
     out.fill(0);
     return new Tensor(shape, out);
+  }
+
+  imagePixels(rgb: Uint8Array, width: number, height: number, size: number): Tensor {
+    checkImagePixels(rgb, width, height, size);
+    return this.fromHost(normalizeCLIP(resizeBicubicPIL(rgb, width, height, size, size), size), [3, size, size]);
   }
 
   read(t: Tensor): Promise<Float32Array> {
@@ -121,6 +130,25 @@ export abstract class HostBackendBase {
     const d = hostData(x);
     const row = checkRowRange(x, start, n);
     return new Tensor([n, ...x.shape.slice(1)], d.subarray(start * row, (start + n) * row));
+  }
+
+  patchRows(x: Tensor, P: number): Tensor {
+    const [C, H, W] = checkPatchRows(x, P);
+    const d = hostData(x);
+    const GH = H / P, GW = W / P, L = C * P * P;
+    const out = this.alloc(GH * GW * L);
+    for (let py = 0; py < GH; py++) {
+      for (let px = 0; px < GW; px++) {
+        const base = (py * GW + px) * L;
+        for (let c = 0; c < C; c++) {
+          for (let ky = 0; ky < P; ky++) {
+            const src = c * H * W + (py * P + ky) * W + px * P;
+            out.set(d.subarray(src, src + P), base + (c * P + ky) * P);
+          }
+        }
+      }
+    }
+    return new Tensor([GH * GW, L], out);
   }
 
   writeRows(dst: Tensor, start: number, src: Tensor): void {

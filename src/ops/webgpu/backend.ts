@@ -11,12 +11,15 @@ import {
   type LinearWeights, type ZerosOptions,
 } from "../backend.js";
 import {
-  checkColumnRange, checkEmbeddingWeights, checkGatherIds, checkRowIndices, checkRowRange, checkWriteRows, shapeSize,
+  checkColumnRange, checkEmbeddingWeights, checkGatherIds, checkImagePixels, checkPatchRows, checkRowIndices, checkRowRange,
+  checkWriteRows, shapeSize,
 } from "../checks.js";
+import { clipNormalizeTable } from "../../image/preprocess.js";
 import { GpuContext, GpuStorage, type PooledBuffer } from "./context.js";
 import { acquireDevice, loadShaders, type AdapterReport, type WebGpuDeviceOptions } from "./device.js";
 import { MMA_KERNELS, encodeAttention } from "./mma.js";
 import { GpuLinear, encodeMatmul, gluFusable, uploadLinear, type DenseGemmKernel } from "./linear.js";
+import { encodeImagePixels } from "./image.js";
 
 export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
   /** Where a browser fetches the .wgsl files from (default: next to this module's package). */
@@ -72,6 +75,8 @@ export class WebGpuBackend implements Backend {
   private readonly ctx: GpuContext;
   /** Bound where a shader's optional input (a bias) is absent. */
   private readonly dummy: PooledBuffer;
+  /** clipNormalizeTable() on the device, uploaded by the first imagePixels. */
+  private clipTable: GPUBuffer | null = null;
 
   private constructor(ctx: GpuContext, report: AdapterReport) {
     this.ctx = ctx;
@@ -132,6 +137,13 @@ export class WebGpuBackend implements Backend {
     const t = this.out(shape, n);
     this.ctx.clear(t.storage.buf, 0, n * 4);
     return t;
+  }
+
+  imagePixels(rgb: Uint8Array, width: number, height: number, size: number): Tensor {
+    checkImagePixels(rgb, width, height, size);
+    this.clipTable ??= this.ctx.weightBuffer(clipNormalizeTable(), "CLIP normalisation table");
+    const buf = encodeImagePixels(this.ctx, this.clipTable, this.dummy, rgb, width, height, size);
+    return new Tensor([3, size, size], new GpuStorage(buf, 0, 3 * size * size, false));
   }
 
   read(t: Tensor): Promise<Float32Array> {
@@ -217,6 +229,14 @@ export class WebGpuBackend implements Backend {
     const s = this.st(x, "sliceRows");
     const row = checkRowRange(x, start, n);
     return new Tensor([n, ...x.shape.slice(1)], new GpuStorage(s.buf, s.offset + start * row, n * row, true));
+  }
+
+  patchRows(x: Tensor, P: number): Tensor {
+    const s = this.st(x, "patchRows");
+    const [C, H, W] = checkPatchRows(x, P);
+    const out = this.out([(H / P) * (W / P), C * P * P], x.size);
+    this.elementwise("patch_rows", x.size, [C, H, W, P, s.offset, 0], [s.buf, out.storage.buf]);
+    return out;
   }
 
   writeRows(dst: Tensor, start: number, src: Tensor): void {

@@ -196,6 +196,24 @@ export class GpuContext {
     return b;
   }
 
+  /**
+   * A pooled buffer holding `data`'s bytes, 4 per 32-bit word (WGSL has no 8-bit type; byte i in
+   * bits 8·(i % 4) of word i / 4, as little-endian memory lays them out), the last word
+   * zero-padded; written before the pending ops run, like `upload`.
+   */
+  uploadBytes(data: Uint8Array): PooledBuffer {
+    const b = this.take(data.byteLength, true);
+    // writeBuffer wants whole words: the body straight from `data` (no copy here), the tail padded.
+    const whole = data.byteLength - (data.byteLength % 4);
+    if (whole > 0) this.device.queue.writeBuffer(b.buffer, 0, data, 0, whole);
+    if (whole < data.byteLength) {
+      const tail = new Uint8Array(4);
+      tail.set(data.subarray(whole));
+      this.device.queue.writeBuffer(b.buffer, whole, tail);
+    }
+    return b;
+  }
+
   /** A weight buffer (never pooled) holding `data`; 16-bit data is padded to whole 32-bit words. */
   weightBuffer(data: Float32Array | Uint32Array | Int32Array | Uint16Array, label: string): GPUBuffer {
     let bytes: ArrayBufferView = data;

@@ -157,7 +157,7 @@ export const SHADER_NAMES = [
   "add", "scale_rows", "gelu", "swiglu", "rms_norm", "layer_norm", "add_rms_norm", "rope", "rope_kv",
   "att_scores", "att_softmax", "att_pv", "att_split", "att_combine", "att_flash",
   "dense_gemm", "dense_gemm_128", "split_f16", "dense_gemm_mma", "dense_gemm_mma4", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
-  "gather", "copy2d", "finite",
+  "gather", "copy2d", "finite", "resize_bicubic", "patch_rows",
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];
 
