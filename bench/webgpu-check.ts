@@ -4,7 +4,7 @@
 // decoder layer, a slice of the fp16 lm_head and a ViT GEMM. Meant for a real GPU, where work is
 // spread over many more invocations at once than on a software adapter. Where the adapter has
 // f16 subgroup matrices, the cases that run on them (attention with many queries, the fp16 GEMMs
-// with M > 1) run once per matrix-unit kernel variant (mma.ts's MMA_KERNELS: 1sg, then 4sg).
+// with M > 1) run once per matrix-unit kernel variant (mma.ts's MMA_KERNELS: 1sg, then 8sg).
 //
 //   npx node dist/bench/webgpu-check.js [--tol 1e-5] [--json FILE]
 //

@@ -2,10 +2,10 @@
 // shapes: x [M, K] f32 times an fp16 weight [N, K] with bias, as one dispatch per product.
 //
 //   npx node dist/bench/webgpu-gemm.js [--m 1024] [--shapes 1664x1664,1664x8192,8192x1664]
-//        [--reps 10] [--kernels dense_gemm_128,dense_gemm_mma,dense_gemm_mma4] [--json FILE]
+//        [--reps 10] [--kernels dense_gemm_128,dense_gemm_mma,dense_gemm_mma8] [--json FILE]
 //
-// dense_gemm_mma and dense_gemm_mma4 are the two matrix-unit variants (mma.ts's MMA_KERNELS: one
-// subgroup per 32 × 64 tile, and four sharing a 64 × 128 tile through workgroup memory), run
+// dense_gemm_mma and dense_gemm_mma8 are the two matrix-unit variants (mma.ts's MMA_KERNELS: one
+// subgroup per 32 × 64 tile, and eight sharing a 128 × 128 tile through workgroup memory), run
 // where the device has f16 subgroup matrices (and, for the second, 44 KiB of workgroup memory).
 //
 // Each (kernel, shape) runs once untimed, is read back and compared with dense_gemm's output

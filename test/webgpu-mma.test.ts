@@ -1,6 +1,6 @@
 // The matrix-unit GEMM path of the WebGPU backend: split_f16.wgsl (x → f16 hi + lo with a
 // power-of-two row scale) on any adapter with shader-f16, the variants' padding and fit rules
-// anywhere, and both matrix-unit kernels (dense_gemm_mma.wgsl, dense_gemm_mma4.wgsl) against the
+// anywhere, and both matrix-unit kernels (dense_gemm_mma.wgsl, dense_gemm_mma8.wgsl) against the
 // reference where the adapter offers f16 subgroup matrices (a real GPU; Mesa's lavapipe offers
 // none, so there it reports the skip).
 import { expect } from "chai";
@@ -39,17 +39,17 @@ describe("QWENVL_GPU_MATRIX", () => {
 });
 
 describe("QWENVL_GPU_MMA_KERNEL", () => {
-  it("accepts 1sg and 4sg only, naming the variable", async () => {
-    expect(await webgpuErrorWith("QWENVL_GPU_MMA_KERNEL", "8sg")).to.match(/QWENVL_GPU_MMA_KERNEL must be one of "1sg", "4sg", got "8sg"/);
+  it("accepts 1sg and 8sg only, naming the variable", async () => {
+    expect(await webgpuErrorWith("QWENVL_GPU_MMA_KERNEL", "4sg")).to.match(/QWENVL_GPU_MMA_KERNEL must be one of "1sg", "8sg", got "4sg"/);
   });
 });
 
 describe("matrix-unit kernel variants: padding and fit follow the tile", () => {
-  const one = MMA_KERNELS["1sg"], four = MMA_KERNELS["4sg"];
+  const one = MMA_KERNELS["1sg"], eight = MMA_KERNELS["8sg"];
 
-  it("tiles, names, workgroup memory: 1sg 32 × 64 in 8 KiB, 4sg 64 × 128 in 44 KiB; DENSE_GEMM_KERNELS agrees", () => {
+  it("tiles, names, workgroup memory: 1sg 32 × 64 in 8 KiB, 8sg 128 × 128 in 44 KiB; DENSE_GEMM_KERNELS agrees", () => {
     expect([one.name, one.tile, one.workgroupSize, one.sharedBytes]).to.deep.equal(["dense_gemm_mma", { m: 32, n: 64, k: 16 }, 32, 8192]);
-    expect([four.name, four.tile, four.workgroupSize, four.sharedBytes]).to.deep.equal(["dense_gemm_mma4", { m: 64, n: 128, k: 16 }, 128, 45056]);
+    expect([eight.name, eight.tile, eight.workgroupSize, eight.sharedBytes]).to.deep.equal(["dense_gemm_mma8", { m: 128, n: 128, k: 16 }, 256, 45056]);
     for (const v of MMA_VARIANTS) {
       const k = MMA_KERNELS[v];
       expect(mmaKernelNamed(k.name)).to.equal(k);
@@ -60,22 +60,23 @@ describe("matrix-unit kernel variants: padding and fit follow the tile", () => {
 
   it("splitDims: A's rows to tile.m, B's to tile.n, columns to the k step", () => {
     expect(splitDims(one, "a", 33, 37)).to.deep.equal({ rp: 64, cp: 48 });
-    expect(splitDims(four, "a", 33, 37)).to.deep.equal({ rp: 64, cp: 48 });
+    expect(splitDims(eight, "a", 33, 37)).to.deep.equal({ rp: 128, cp: 48 });
     expect(splitDims(one, "a", 65, 16)).to.deep.equal({ rp: 96, cp: 16 });
-    expect(splitDims(four, "a", 65, 16)).to.deep.equal({ rp: 128, cp: 16 });
+    expect(splitDims(eight, "a", 65, 16)).to.deep.equal({ rp: 128, cp: 16 });
+    expect(splitDims(eight, "a", 129, 16)).to.deep.equal({ rp: 256, cp: 16 });
     expect(splitDims(one, "b", 130, 104)).to.deep.equal({ rp: 192, cp: 112 });
-    expect(splitDims(four, "b", 130, 104)).to.deep.equal({ rp: 256, cp: 112 });
-    expect(splitDims(four, "b", 128, 128)).to.deep.equal({ rp: 128, cp: 128 });
+    expect(splitDims(eight, "b", 130, 104)).to.deep.equal({ rp: 256, cp: 112 });
+    expect(splitDims(eight, "b", 128, 128)).to.deep.equal({ rp: 128, cp: 128 });
   });
 
   it("mmaWeightFits: K % 16 and weight chunks of whole tile.n rows", () => {
     expect(mmaWeightFits(one, 1664, [1664])).to.equal(true); // 1664 = 13 · 128
-    expect(mmaWeightFits(four, 1664, [1664])).to.equal(true);
+    expect(mmaWeightFits(eight, 1664, [1664])).to.equal(true);
     expect(mmaWeightFits(one, 48, [64, 64, 192])).to.equal(true);
-    expect(mmaWeightFits(four, 48, [64, 64, 192])).to.equal(false);
-    expect(mmaWeightFits(four, 48, [128, 256])).to.equal(true);
+    expect(mmaWeightFits(eight, 48, [64, 64, 192])).to.equal(false);
+    expect(mmaWeightFits(eight, 48, [128, 256])).to.equal(true);
     expect(mmaWeightFits(one, 40, [64])).to.equal(false);
-    expect(mmaWeightFits(four, 40, [128])).to.equal(false);
+    expect(mmaWeightFits(eight, 40, [128])).to.equal(false);
   });
 
   it("mmaChunkRows: whole 128-row tiles (both variants) where a chunk holds one, 64 rows else, as is below", () => {
@@ -100,7 +101,7 @@ describe("shader assembly", () => {
     const shaders = await loadShaders();
     expect([...shaders.keys()].sort()).to.deep.equal([...SHADER_NAMES].sort());
     for (const [name, code] of shaders) {
-      const mma = name === "dense_gemm_mma" || name === "dense_gemm_mma4";
+      const mma = name === "dense_gemm_mma" || name === "dense_gemm_mma8";
       expect(code.includes("fn write_out("), name).to.equal(mma);
       if (!mma) continue;
       expect(code.startsWith("enable f16;\nenable chromium_experimental_subgroup_matrix;\n"), name).to.equal(true);
@@ -109,12 +110,14 @@ describe("shader assembly", () => {
       expect(code.indexOf("struct Params"), name).to.be.greaterThan(common);
       expect(code.indexOf("fn main("), name).to.be.greaterThan(code.indexOf("fn write_out("));
       expect(code.match(/struct Params/g)?.length, name).to.equal(1); // declared once, in mma_common
-      expect(code.match(/@binding\((\d)\)/g)?.sort(), name).to.deep.equal([0, 1, 2, 3, 4, 5, 6].map((b) => `@binding(${b})`));
+      // dense_gemm_mma8 also binds B as f16 scalars (binding 7: mma.ts's bViewF16).
+      const bindings = mmaKernelNamed(name)?.bViewF16 ? [0, 1, 2, 3, 4, 5, 6, 7] : [0, 1, 2, 3, 4, 5, 6];
+      expect(code.match(/@binding\((\d)\)/g)?.sort(), name).to.deep.equal(bindings.map((b) => `@binding(${b})`));
     }
   });
 });
 
-describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma, dense_gemm_mma4)", function () {
+describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma, dense_gemm_mma8)", function () {
   this.timeout(120_000);
   let gpu: WebGpuBackend;
   before(async function () {
@@ -210,7 +213,7 @@ describe("webgpu matrix-unit GEMM (split_f16, dense_gemm_mma, dense_gemm_mma4)",
       }
 
       // Partial row tiles (M = 2, 33, 130), K of one and of many 16-steps, N of one and several
-      // column tiles (and N = 64, half a 4sg tile), chunks of tile.n rows of W (K = 48: a 6 or
+      // column tiles (and N = 64, half an 8sg tile), chunks of tile.n rows of W (K = 48: a 6 or
       // 12 KiB binding limit), no bias.
       for (const [M, K, N, bias] of [[2, 16, 64, true], [33, 48, 384, true], [130, 256, 128, false], [1024, 1664, 128, true]] as const) {
         const fits = N % kernel.tile.n === 0;

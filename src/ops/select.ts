@@ -30,8 +30,8 @@ export interface BackendChoice {
    */
   readonly matrixUnits?: boolean;
   /**
-   * WebGPU: the matrix-unit GEMM variant (WebGpuBackendOptions.mmaKernel: "4sg", the default, or
-   * "1sg"). In Node the environment variable QWENVL_GPU_MMA_KERNEL=1sg|4sg sets it too.
+   * WebGPU: the matrix-unit GEMM variant (WebGpuBackendOptions.mmaKernel: "8sg", the default, or
+   * "1sg"). In Node the environment variable QWENVL_GPU_MMA_KERNEL=1sg|8sg sets it too.
    */
   readonly mmaKernel?: MmaVariant;
   /** WebGPU in Node: Dawn toggles to disable (benchmarks: "timestamp_quantization"). */

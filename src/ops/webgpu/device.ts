@@ -46,10 +46,11 @@ export interface WebGpuDeviceOptions {
    */
   readonly matrixUnits?: boolean;
   /**
-   * The matrix-unit GEMM (mma.ts's MMA_KERNELS; default "4sg"): "4sg" dense_gemm_mma4.wgsl, four
-   * subgroups staging operands through 44 KiB of workgroup memory (falls back to "1sg", reported,
-   * on a device that offers less); "1sg" dense_gemm_mma.wgsl, one subgroup per workgroup. On an
-   * H200 4sg took the ViT's block products from 211 to 166 ms (docs/webgpu-h200.md).
+   * The matrix-unit GEMM (mma.ts's MMA_KERNELS; default "8sg"): "8sg" dense_gemm_mma8.wgsl, eight
+   * subgroups per 128 × 128 tile staging operands through 44 KiB of workgroup memory (falls back
+   * to "1sg", reported, on a device that offers less memory or fewer than 256 invocations per
+   * workgroup); "1sg" dense_gemm_mma.wgsl, one subgroup per workgroup. On an H200 8sg took the
+   * ViT's block products per image from 211 to 92 ms (docs/webgpu-h200.md).
    */
   readonly mmaKernel?: MmaVariant;
 }
@@ -127,11 +128,15 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
     },
   });
   // The adapter's workgroup memory limit was requested above; a variant needing more falls back.
-  let mmaKernel = options.mmaKernel ?? "4sg";
+  let mmaKernel = options.mmaKernel ?? "8sg";
   let mmaNote: string | undefined;
   const wanted = MMA_KERNELS[mmaKernel];
-  if (matrixF16 && wanted.sharedBytes > device.limits.maxComputeWorkgroupStorageSize) {
-    mmaNote = `${wanted.name} needs ${wanted.sharedBytes} bytes of workgroup memory, the device offers ${device.limits.maxComputeWorkgroupStorageSize}: using ${MMA_KERNELS["1sg"].name}`;
+  const dl = device.limits;
+  if (matrixF16 && wanted.sharedBytes > dl.maxComputeWorkgroupStorageSize) {
+    mmaNote = `${wanted.name} needs ${wanted.sharedBytes} bytes of workgroup memory, the device offers ${dl.maxComputeWorkgroupStorageSize}: using ${MMA_KERNELS["1sg"].name}`;
+    mmaKernel = "1sg";
+  } else if (matrixF16 && wanted.workgroupSize > Math.min(dl.maxComputeInvocationsPerWorkgroup, dl.maxComputeWorkgroupSizeX)) {
+    mmaNote = `${wanted.name} needs ${wanted.workgroupSize} invocations per workgroup, the device offers ${Math.min(dl.maxComputeInvocationsPerWorkgroup, dl.maxComputeWorkgroupSizeX)}: using ${MMA_KERNELS["1sg"].name}`;
     mmaKernel = "1sg";
   }
   return {
@@ -156,7 +161,7 @@ export async function acquireDevice(options: WebGpuDeviceOptions = {}): Promise<
 export const SHADER_NAMES = [
   "add", "scale_rows", "gelu", "swiglu", "rms_norm", "layer_norm", "add_rms_norm", "rope", "rope_kv",
   "att_scores", "att_softmax", "att_pv", "att_split", "att_combine", "att_flash",
-  "dense_gemm", "dense_gemm_128", "split_f16", "dense_gemm_mma", "dense_gemm_mma4", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
+  "dense_gemm", "dense_gemm_128", "split_f16", "dense_gemm_mma", "dense_gemm_mma8", "dense_gemv", "dense_gemv4", "gptq_gemv", "gptq_gemm",
   "gather", "copy2d", "finite", "resize_bicubic", "patch_rows",
 ] as const;
 export type ShaderName = (typeof SHADER_NAMES)[number];

@@ -28,7 +28,7 @@ export const DENSE_GEMM_KERNELS = {
   // K % 16 == 0, chunks of whole tile.n columns) and the device has them (matrixF16). The two
   // variants of mma.ts's MMA_KERNELS; the backend's own is ctx.mmaKernel.
   dense_gemm_mma: { tile: [MMA_KERNELS["1sg"].tile.m, MMA_KERNELS["1sg"].tile.n], sharedBytes: MMA_KERNELS["1sg"].sharedBytes },
-  dense_gemm_mma4: { tile: [MMA_KERNELS["4sg"].tile.m, MMA_KERNELS["4sg"].tile.n], sharedBytes: MMA_KERNELS["4sg"].sharedBytes },
+  dense_gemm_mma8: { tile: [MMA_KERNELS["8sg"].tile.m, MMA_KERNELS["8sg"].tile.n], sharedBytes: MMA_KERNELS["8sg"].sharedBytes },
 } as const;
 export type DenseGemmKernel = keyof typeof DENSE_GEMM_KERNELS;
 

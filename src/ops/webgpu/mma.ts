@@ -1,5 +1,5 @@
 // Products on the matrix units (subgroup matrices; tensor cores on NVIDIA): the operand split
-// (split_f16.wgsl) and the product (dense_gemm_mma.wgsl, or dense_gemm_mma4.wgsl: MMA_KERNELS) as
+// (split_f16.wgsl) and the product (dense_gemm_mma.wgsl, or dense_gemm_mma8.wgsl: MMA_KERNELS) as
 // the linears and attention use them.
 // Both kernels take strided, batched views, so attention's q·kᵀ and p·v need no copies: only
 // the splits, which the matrix units need anyway (they multiply f16, not f32).
@@ -14,21 +14,27 @@ import type { Binding, GpuContext, PooledBuffer } from "./context.js";
  */
 export interface MmaKernel {
   readonly variant: MmaVariant;
-  readonly name: "dense_gemm_mma" | "dense_gemm_mma4";
+  readonly name: "dense_gemm_mma" | "dense_gemm_mma8";
   readonly tile: { readonly m: number; readonly n: number; readonly k: number };
   readonly workgroupSize: number;
   readonly sharedBytes: number;
+  /** The shader also binds B's buffer as f16 scalars (binding 7), for fragments it loads from storage. */
+  readonly bViewF16?: boolean;
 }
 
-export const MMA_VARIANTS = ["1sg", "4sg"] as const;
+export const MMA_VARIANTS = ["1sg", "8sg"] as const;
 export type MmaVariant = (typeof MMA_VARIANTS)[number];
 
 export const MMA_KERNELS: Readonly<Record<MmaVariant, MmaKernel>> = {
   // One subgroup per workgroup, fragments loaded straight from storage (16–23 TFLOP/s on an H200).
   "1sg": { variant: "1sg", name: "dense_gemm_mma", tile: { m: 32, n: 64, k: 16 }, workgroupSize: 32, sharedBytes: 32 * 64 * 4 },
-  // Four subgroups sharing each k step's operand slices through workgroup memory: A hi/lo and B
-  // hi/lo slices (2·64·16 + 2·128·16 f16) and the four subgroups' block sums (4·32·64 f32).
-  "4sg": { variant: "4sg", name: "dense_gemm_mma4", tile: { m: 64, n: 128, k: 16 }, workgroupSize: 128, sharedBytes: 2 * (2 * 64 * 16 + 2 * 128 * 16) + 4 * 4 * 32 * 64 },
+  // Eight subgroups per 128 × 128 tile sharing each k step's operand slices through workgroup
+  // memory: two buffers of A hi/lo and B slices in rows of 24 f16 (2 · (2·128·24 + 128·24) f16)
+  // and the block sums in rounds of one 16 × 16 matrix per subgroup (8 · 256 f32).
+  "8sg": {
+    variant: "8sg", name: "dense_gemm_mma8", tile: { m: 128, n: 128, k: 16 }, workgroupSize: 256,
+    sharedBytes: 2 * 2 * (2 * 128 * 24 + 128 * 24) + 4 * 8 * 256, bViewF16: true,
+  },
 };
 
 /** The variant whose shader is `name`, if any (a forced dense GEMM kernel may name one). */
@@ -121,7 +127,7 @@ export function encodeMma(
   ctx.dispatch(kernel.name,
     [a.rows, nc, a.cp, a.rp, np, split ? 0 : b.n0, out.off, out.ldo, out.obs, bias ? 1 : 0, split ? 1 : 0, alpha],
     1 << 11 /* alpha: f32 */,
-    [a.hl, a.sc, split ? b.hl : b.weight, split ? b.sc : dummy, bias ?? dummy, out.buf],
+    [a.hl, a.sc, split ? b.hl : b.weight, split ? b.sc : dummy, bias ?? dummy, out.buf, ...(kernel.bViewF16 ? [split ? b.hl : b.weight] : [])],
     [np / tn, a.rp / tm, batches]);
 }
 

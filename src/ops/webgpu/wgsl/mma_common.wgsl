@@ -1,9 +1,9 @@
-// What the two matrix-unit GEMMs (dense_gemm_mma.wgsl, dense_gemm_mma4.wgsl) share: their
+// What the two matrix-unit GEMMs (dense_gemm_mma.wgsl, dense_gemm_mma8.wgsl) share: their
 // parameters, the bindings both declare alike, the subgroup-matrix configuration and the output
 // step. device.ts's loadShaders puts this after common.wgsl in front of those two shaders only.
 // No `enable` directives here: each shader's own (f16, chromium_experimental_subgroup_matrix)
 // are hoisted before both. Bindings 1 (A's hi/lo halves) and 3 (B) are each shader's own: one
-// reads f16 scalars, the other vec4<f16>.
+// reads f16 scalars, the other vec4<f16> (and binds B again as f16 scalars, binding 7).
 
 struct Params {
   m: u32, nc: u32, k: u32, mp: u32, np: u32, n0: u32, o_off: u32, ldo: u32, obs: u32,
@@ -19,7 +19,7 @@ alias A = subgroup_matrix_left<f16, 16, 16>;
 alias B = subgroup_matrix_right<f16, 16, 16>;
 alias C = subgroup_matrix_result<f32, 16, 16>;
 const S = 16u; // M = N = K of the subgroup matrix configuration
-const KB = 256u; // k values per accumulator block (why: the header of dense_gemm_mma4.wgsl)
+const KB = 256u; // k values per accumulator block (why: the header of dense_gemm_mma.wgsl)
 const PER_LANE = 64u; // 32 × 64 outputs of one subgroup / 32 lanes
 
 // Output (m, jj) of batch bz from its sum over k: the row scale of A (and of B when split),
