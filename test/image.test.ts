@@ -5,6 +5,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { unpack } from "msgpackr";
 import { loadImage, preprocessImage, resizeBicubicPIL, sniffFormat, normalizeCLIP, CLIP_MEAN, CLIP_STD } from "../src/image/preprocess.js";
 import { decodeJpegExact } from "../src/image/cmyk.js";
+import { rgbaToRgb } from "../src/image/jpeg.js";
 
 const FIX = new URL("./fixtures/", import.meta.url.replace("/dist/test/", "/test/"));
 const fixture = (p: string): Uint8Array => new Uint8Array(readFileSync(new URL(p, FIX)));
@@ -57,6 +58,20 @@ describe("image: reference pixels_u8 (tiny-a vision goldens)", function () {
       const rgb = b.channels === 1 ? Uint8Array.from({ length: b.data.length * 3 }, (_, i) => b.data[Math.floor(i / 3)]) : b.data;
       expect(maxDiff(a.rgb, rgb), f).to.equal(0);
     }
+  });
+});
+
+describe("image: RGBA → RGB", () => {
+  it("rgbaToRgb keeps bytes 0..2 of every pixel: word path, n % 4 tails, unaligned views", () => {
+    for (const [n, off] of [[0, 0], [1, 0], [3, 0], [4, 0], [7, 0], [1001, 0], [1001, 1], [9, 2]] as const) {
+      const buf = new Uint8ClampedArray(off + 4 * n + 3);
+      for (let i = 0; i < buf.length; i++) buf[i] = (i * 131 + 7) & 255;
+      const d = buf.subarray(off, off + 4 * n);
+      const want = new Uint8Array(3 * n);
+      for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) want[3 * i + c] = d[4 * i + c];
+      expect(rgbaToRgb(d, n), `n ${n}, offset ${off}`).to.deep.equal(want);
+    }
+    expect(() => rgbaToRgb(new Uint8Array(7), 2)).to.throw(/7 bytes hold fewer than 2 RGBA pixels/);
   });
 });
 

@@ -128,9 +128,32 @@ export async function decodeJpeg(b: Uint8Array, name = "image", maxPixels = MAX_
     const why = libjpegMessages.length ? libjpegMessages[libjpegMessages.length - 1] : (e as Error).message;
     throw new Error(`${name}: corrupt or unsupported JPEG (${why})`);
   }
-  const n = img.width * img.height;
-  const rgb = new Uint8Array(n * 3);
-  const d = img.data;
-  for (let i = 0; i < n; i++) { rgb[3 * i] = d[4 * i]; rgb[3 * i + 1] = d[4 * i + 1]; rgb[3 * i + 2] = d[4 * i + 2]; }
-  return { width: img.width, height: img.height, rgb, exif: info.exif };
+  return { width: img.width, height: img.height, rgb: rgbaToRgb(img.data, img.width * img.height), exif: info.exif };
 }
+
+/**
+ * The first three bytes of each of `n` RGBA pixels. Four pixels at a time as 32-bit words (four
+ * RGBA words in, three RGB words out, little-endian byte order as every WebAssembly host has):
+ * on a 2048 × 1365 photo 7.5–8 ms against 11–13 for a loop over bytes on the development CPU,
+ * ~3.5 ms of either being the first touch of the fresh 8 MB output. The bytes are the same as
+ * the per-byte loop's, which is what runs on unaligned views and on the last n % 4 pixels.
+ */
+export function rgbaToRgb(d: Uint8Array | Uint8ClampedArray, n: number): Uint8Array {
+  if (d.length < 4 * n) throw new Error(`rgbaToRgb: ${d.length} bytes hold fewer than ${n} RGBA pixels`);
+  const rgb = new Uint8Array(n * 3);
+  let i = 0;
+  if (d.byteOffset % 4 === 0 && LITTLE_ENDIAN) {
+    const src = new Uint32Array(d.buffer, d.byteOffset, n);
+    const dst = new Uint32Array(rgb.buffer, 0, Math.floor((n * 3) / 4));
+    for (let w = 0; i + 4 <= n; i += 4, w += 3) {
+      const p0 = src[i], p1 = src[i + 1], p2 = src[i + 2], p3 = src[i + 3];
+      dst[w] = (p0 & 0xffffff) | (p1 << 24); // R0 G0 B0 R1
+      dst[w + 1] = ((p1 >>> 8) & 0xffff) | (p2 << 16); // G1 B1 R2 G2
+      dst[w + 2] = ((p2 >>> 16) & 0xff) | (p3 << 8); // B2 R3 G3 B3
+    }
+  }
+  for (; i < n; i++) { rgb[3 * i] = d[4 * i]; rgb[3 * i + 1] = d[4 * i + 1]; rgb[3 * i + 2] = d[4 * i + 2]; }
+  return rgb;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
