@@ -6,7 +6,7 @@ import { expect } from "chai";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
-import { launchChromium, requireChromium } from "./helpers/chromium.js";
+import { launchChromium, launchChromiumWebGpu, requireChromium } from "./helpers/chromium.js";
 import { QwenVL } from "../src/model/qwen-vl.js";
 import { QwenTokenizer } from "../src/tokenizer/tokenizer.js";
 import { remapImageIds } from "../src/tokenizer/image-spans.js";
@@ -27,6 +27,56 @@ const THREADS = 2;
 
 interface LoadReport { label: string; backend: string; threads: number; crossOriginIsolated: boolean; sharedArrayBuffer: boolean; ms: Record<string, number> }
 interface RunReport { ids: number[]; promptIds: number[]; reply: string; workerSlices: number; finishReason: string; ms: Record<string, number> }
+
+describe("in-browser page on WebGPU in headless Chromium (SwiftShader)", function () {
+  this.timeout(180_000);
+  let s: Served;
+  let browser: Browser;
+  before(async function () {
+    requireChromium(this);
+    s = await serve(["--checkpoint", CHECKPOINT], "web");
+    browser = await launchChromiumWebGpu();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.stop();
+  });
+
+  it("serves the WebGPU backend's shaders next to the bundle", async () => {
+    const r = await fetch(`${s.url}/browser/wgsl/dense_gemv.wgsl`);
+    expect(r.status).to.equal(200);
+    expect(r.headers.get("content-type")).to.contain("text/wgsl");
+    expect(await r.text()).to.equal(readFileSync(ROOT + "src/ops/webgpu/wgsl/dense_gemv.wgsl", "utf8"));
+    expect((await fetch(`${s.url}/browser/wgsl/../package.json`)).status).to.equal(404);
+  });
+
+  it("runs the whole pipeline on navigator.gpu in the page's worker, to Node's token ids", async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    await page.goto(`${s.url}/local.html?backend=webgpu`);
+    await page.click("#load-button");
+    await page.waitForSelector("#status[data-state]", { timeout: 120_000 });
+    expect(await page.getAttribute("#status", "data-state"), await page.textContent("#status") ?? "").to.equal("loaded");
+    const load = (await page.evaluate("window.qwenvlLocal.load")) as LoadReport;
+    expect(load.backend).to.match(/^webgpu \(google swiftshader/);
+    await page.setInputFiles("#file", DEMO);
+    await page.waitForSelector("#attachments img");
+    await page.fill("#prompt", PROMPT);
+    await page.fill("#max-tokens", String(MAX_NEW_TOKENS));
+    await page.click("#send");
+    await page.waitForSelector('#status[data-state="done"], #status[data-state="error"]', { timeout: 120_000 });
+    expect(await page.getAttribute("#status", "data-state"), await page.textContent("#status") ?? "").to.equal("done");
+    const run = (await page.evaluate("window.qwenvlLocal.run")) as RunReport;
+    const node = await nodeResult();
+    expect(run.promptIds).to.deep.equal(node.promptIds);
+    expect(run.ids).to.deep.equal(node.ids);
+    expect(errors).to.deep.equal([]);
+    console.log(`    chromium, ${load.backend.slice(0, 60)}…: load ${Math.round(load.ms.total)} ms; image ${Math.round(run.ms.image)} ms, prefill ${Math.round(run.ms.prefill)} ms, decode ${Math.round(run.ms.decode)} ms`);
+    await page.close();
+  });
+});
 
 let nodeRun: Promise<{ backend: string; ids: number[]; promptIds: number[] }> | undefined;
 /** Node's run of the same pipeline, computed once for the cases below. */

@@ -2,6 +2,7 @@
 //   qwenvl.js         the package API as one ES module (entry src/browser/index.ts)
 //   kernel-worker.js  the kernel pool's worker (src/ops/wasm/worker.ts)
 //   kernels.wasm, kernels-relaxed.wasm, tiktoken_bg.wasm, mozjpeg_dec.wasm   fetched at run time next to the bundle
+//   wgsl/*.wgsl       the WebGPU backend's shaders, fetched the same way
 // esbuild (a devDependency) does the bundling: the sources are ES modules importing npm packages
 // (tiktoken, @jsquash/jpeg, msgpackr), which a browser cannot resolve by itself, and esbuild
 // resolves them and strips the TypeScript in one fast pass without a second type checker.
@@ -13,7 +14,7 @@
 // `process.env` (kernel choices by environment variable, autotune.ts) becomes {}: a page has no
 // environment; the options or the timed probe decide.
 import { build, type Plugin } from "esbuild";
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -64,3 +65,8 @@ const assets: [string, string][] = [
   [join(dirname(require.resolve("@jsquash/jpeg/package.json")), "codec/dec/mozjpeg_dec.wasm"), "mozjpeg_dec.wasm"],
 ];
 for (const [from, to] of assets) copyFileSync(from, join(OUT, to));
+// The WebGPU backend fetches its WGSL sources relative to the bundle (src/ops/webgpu/device.ts
+// loadShaders: ./wgsl/NAME.wgsl next to qwenvl.js).
+const WGSL = join(ROOT, "src/ops/webgpu/wgsl");
+mkdirSync(join(OUT, "wgsl"), { recursive: true });
+for (const f of readdirSync(WGSL)) if (f.endsWith(".wgsl")) copyFileSync(join(WGSL, f), join(OUT, "wgsl", f));

@@ -5,6 +5,7 @@
 //
 //   GET /local.html, /local.js, /local-worker.js     the page (assets/web/)
 //   GET /browser/NAME                                 dist/browser/NAME (.js, .wasm, .map)
+//   GET /browser/wgsl/NAME.wgsl                       dist/browser/wgsl/: the WebGPU backend's shaders
 //   GET /tokenizer/qwen.tiktoken                      assets/qwen.tiktoken
 //   GET /checkpoint/NAME                              NAME.json / NAME.safetensors of the checkpoint directory
 //
@@ -36,7 +37,9 @@ const PAGE_FILES: Record<string, [file: string, type: string]> = {
   "/style.css": ["assets/web/style.css", "text/css; charset=utf-8"],
   "/tokenizer/qwen.tiktoken": ["assets/qwen.tiktoken", "text/plain; charset=utf-8"],
 };
-const BUNDLE_TYPES: Record<string, string> = { js: "text/javascript; charset=utf-8", wasm: "application/wasm", map: "application/json" };
+const BUNDLE_TYPES: Record<string, string> = {
+  js: "text/javascript; charset=utf-8", wasm: "application/wasm", map: "application/json", wgsl: "text/wgsl; charset=utf-8",
+};
 
 export interface LocalPageOptions {
   /** Serve this checkpoint directory's *.json and *.safetensors at /checkpoint/. Default: none. */
@@ -52,7 +55,7 @@ export function isLocalPageRoute(url: string): boolean {
 export function localPageFile(url: string, options: LocalPageOptions = {}): [file: string, type: string] | null {
   if (PAGE_FILES[url]) return [packageFile(PAGE_FILES[url][0]), PAGE_FILES[url][1]];
   // Fixed directories and names without path syntax.
-  const b = /^\/browser\/([a-z0-9_-]+\.(js|wasm)|[a-z0-9_-]+\.js\.map)$/.exec(url);
+  const b = /^\/browser\/([a-z0-9_-]+\.(js|wasm)|[a-z0-9_-]+\.js\.map|wgsl\/[a-z0-9_]+\.wgsl)$/.exec(url);
   if (b) {
     let dir: string;
     try {

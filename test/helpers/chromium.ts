@@ -23,3 +23,12 @@ export function requireChromium(ctx: Mocha.Context): void {
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
 }
+
+/**
+ * The same, with WebGPU on Chromium's own software adapter (SwiftShader, shipped with Debian's
+ * chromium: libvk_swiftshader.so). `--disable-gpu` would turn WebGPU off, so it is not passed.
+ */
+export function launchChromiumWebGpu(): Promise<Browser> {
+  const args = FLAGS.filter((f) => f !== "--disable-gpu").concat(["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"]);
+  return chromium.launch({ executablePath: CHROMIUM, args });
+}
